@@ -1,0 +1,88 @@
+// The core's boundary: the events a driver hands in and the actions it drains (DESIGN.md 2).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "core/base/types.h"
+#include "core/service.h"
+
+namespace switchyard {
+
+// --- Events: what happened, reported by the driver (io_real or io_sim). ---
+
+struct Accepted {
+  ConnId conn;
+  std::string peer;  // "host:port" of the client, for logs.
+};
+struct Connected {
+  ConnId conn;
+};
+struct ConnectFailed {
+  ConnId conn;
+  std::string why;
+};
+// Bytes read from a connection. The view is valid only during Handle(); the core copies what it
+// keeps.
+struct Received {
+  ConnId conn;
+  std::string_view bytes;
+};
+// The driver handed `flushed` more bytes of this connection's output to the kernel.
+struct Writable {
+  ConnId conn;
+  uint64_t flushed = 0;
+};
+struct Closed {
+  ConnId conn;
+  std::string why;
+};
+struct TimerFired {};
+struct ServiceReplied {
+  ServiceReply reply;
+};
+
+using Event = std::variant<Accepted, Connected, ConnectFailed, Received, Writable, Closed,
+                           TimerFired, ServiceReplied>;
+
+// --- Actions: what the core wants done, drained by the driver with PollAction(). ---
+
+struct Send {
+  ConnId conn;
+  std::string bytes;
+};
+// Open a new TCP connection to a node; answered with Connected or ConnectFailed.
+struct Connect {
+  ConnId conn;
+  NodeId node;
+};
+// Close after flushing everything already sent on this connection. No Closed event follows.
+struct Close {
+  ConnId conn;
+  std::string why;
+};
+struct PauseRead {
+  ConnId conn;
+};
+struct ResumeRead {
+  ConnId conn;
+};
+struct RequestService {
+  ServiceRequest request;
+};
+
+using Action = std::variant<Send, Connect, Close, PauseRead, ResumeRead, RequestService>;
+
+// What the driver supplies that the core cannot make itself. io_real backs it with an atomic
+// counter and OpenSSL's RAND_bytes; io_sim with the seeded decision source.
+class Environment {
+ public:
+  virtual ~Environment() = default;
+  virtual ConnId NewConnId() = 0;
+  virtual void RandomBytes(char* out, size_t n) = 0;
+};
+
+}  // namespace switchyard

@@ -1,0 +1,124 @@
+// Composition of the core: the per-client scheduling unit and the shared services.
+//
+// A driver (io_real or io_sim) owns Units and one Services object. It runs one Unit at a time on
+// a worker: Handle() an event, then drain PollAction() to empty. A RequestService action is
+// carried out against Services (under the driver's lock in io_real) and the replies it yields are
+// delivered as ServiceReplied events, possibly to other units.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/auth/users.h"
+#include "core/base/types.h"
+#include "core/io.h"
+#include "core/service.h"
+
+namespace switchyard {
+
+struct ProxyConfig {
+  auth::AuthType auth_type = auth::AuthType::kScramSha256;
+  auth::Users users;
+  int pool_size = 20;                 // server connections per pool key
+  int max_server_connections = 100;   // over all keys
+  int max_clients = 1000;
+  int64_t auth_timeout_ms = 60'000;      // client must finish startup+auth within this
+  int64_t connect_timeout_ms = 5'000;    // server TCP connect + login
+  int64_t checkout_timeout_ms = 120'000; // waiting for a pooled connection; then 53300
+  int64_t server_idle_timeout_ms = 600'000;
+  int64_t client_idle_timeout_ms = 0;    // 0: never
+  uint64_t client_output_high_bytes = uint64_t{1} << 20;  // stop reading the server above this
+  uint64_t client_output_low_bytes = uint64_t{256} << 10; // resume below this
+  size_t message_size_max = size_t{256} << 20;
+  std::string server_version_fallback = "15";
+  // Set only by the simulator's build (SWITCHYARD_MUTANTS); constant-false otherwise.
+  uint64_t mutants = 0;
+};
+
+class ClientSession;
+class ServerSession;
+
+// A client session with its server sessions: the unit of scheduling (DESIGN.md section 3).
+class Unit {
+ public:
+  // `admitted` is false when the proxy is over max_clients: the unit then refuses the client
+  // with 53300 at its first packet.
+  Unit(UnitId id, ConnId client, const ProxyConfig& config, Environment& env, bool admitted);
+  ~Unit();
+  Unit(const Unit&) = delete;
+  Unit& operator=(const Unit&) = delete;
+
+  UnitId id() const { return id_; }
+  void Handle(Instant now, const Event& event);
+  std::optional<Action> PollAction();
+  std::optional<Instant> NextDeadline() const;
+  void CheckInvariants() const;
+
+  // The driver is shutting down: finish what is in flight, then close the client.
+  void BeginDrain(Instant now);
+  // Every connection is closed and nothing is owed to a service: the driver drops the unit.
+  bool Finished() const;
+  // The connections this unit owns now (client first), for the poll set.
+  std::vector<ConnId> Conns() const;
+  // Whether the unit wants bytes from `conn` now (false while paused by a watermark).
+  bool WantsRead(ConnId conn) const;
+
+ private:
+  class Impl;
+  UnitId id_;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct Counters {
+  uint64_t clients_accepted = 0;
+  uint64_t clients_active = 0;
+  uint64_t queries = 0;
+  uint64_t protocol_errors = 0;
+  uint64_t auth_failures = 0;
+  uint64_t server_losses = 0;
+  uint64_t cancels_forwarded = 0;
+  uint64_t server_connections_opened = 0;
+  uint64_t server_connections_reused = 0;
+};
+
+// The pool, the cancel-key registry and the counters: the only state several units touch.
+// Single-owner: the driver serializes every call.
+class Services {
+ public:
+  explicit Services(const ProxyConfig& config);
+  ~Services();
+
+  struct Delivery {
+    UnitId unit;
+    ServiceReply reply;
+  };
+  struct Outcome {
+    std::vector<Delivery> deliveries;
+    // Connections the pool now holds idle: the driver watches them for the pool (a read or a
+    // close on one is reported with IdleConnectionLost).
+    std::vector<ConnId> now_idle;
+    // Connections the pool gave up (idle timeout, lost): the driver closes them.
+    std::vector<ConnId> close;
+  };
+
+  Outcome Handle(Instant now, UnitId from, ServiceRequest request);
+  // Timeouts: idle server connections, queued checkouts.
+  Outcome Tick(Instant now);
+  std::optional<Instant> NextDeadline() const;
+  // An idle pooled connection became readable or closed. It is dropped from the pool and
+  // returned in `close`; if the pool no longer holds it, nothing happens.
+  Outcome IdleConnectionLost(Instant now, ConnId conn);
+  // Units a driver may create: false when over max_clients (the unit then refuses politely).
+  bool AdmitClient();
+  void ClientGone(UnitId unit);
+  const Counters& counters() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace switchyard

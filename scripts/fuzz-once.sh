@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs a libFuzzer target for a few seconds on a scratch copy of its corpus.
+# usage: fuzz-once.sh FUZZER CORPUS_DIR SECONDS
+set -euo pipefail
+fuzzer=$1 corpus=$2 seconds=$3
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+cp -r "$corpus"/. "$scratch"/ 2>/dev/null || true
+exec "$fuzzer" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 \
+  -artifact_prefix="$scratch/" "$scratch"
