@@ -14,6 +14,8 @@ namespace switchyard {
 
 // --- Events: what happened, reported by the driver (io_real or io_sim). ---
 
+// A client connected. The driver delivers this first to every new unit, so the unit can start
+// its authentication timer.
 struct Accepted {
   ConnId conn;
   std::string peer;  // "host:port" of the client, for logs.
@@ -36,6 +38,8 @@ struct Writable {
   ConnId conn;
   uint64_t flushed = 0;
 };
+// The peer closed the connection, or it failed. The driver has already released it: the core
+// must not emit a Close for it.
 struct Closed {
   ConnId conn;
   std::string why;
