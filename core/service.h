@@ -54,7 +54,9 @@ struct ForgetRequest {
   PoolKey key;
   ConnId conn;
 };
-// Give up a queued checkout (the client left while waiting).
+// Give up a queued checkout (the client left while waiting). A unit with a checkout outstanding
+// always gets exactly one CheckoutReply: kCancelled if it was still queued, otherwise the reply
+// that was already on its way (which the unit then releases or forgets).
 struct CancelCheckoutRequest {};
 // Make the client-facing key (pid, secret) find this unit.
 struct RegisterCancelKeyRequest {
@@ -78,7 +80,6 @@ struct CountersDelta {
   uint64_t protocol_errors = 0;
   uint64_t auth_failures = 0;
   uint64_t server_losses = 0;
-  uint64_t cancels_forwarded = 0;
 };
 
 using ServiceRequest =
@@ -94,6 +95,7 @@ struct CheckoutReply {
     kConnect,   // A slot is reserved: the unit opens a new connection itself.
     kTimedOut,  // Waited longer than the queue timeout: answer 53300.
     kRefused,   // The key can never be served (e.g. bounds of zero).
+    kCancelled, // Answer to CancelCheckoutRequest for a unit that was still queued.
   };
   Kind kind = Kind::kConnect;
   std::optional<PooledConnection> connection;

@@ -335,7 +335,6 @@ void Unit::Impl::OnConnected(Instant now, ConnId conn) {
     Emit(Send{conn, it->request.Encode()});
     Emit(Close{conn, "cancel sent"});
     cancels_.erase(it);
-    ++counters_.cancels_forwarded;
   }
   (void)now;
 }
@@ -583,6 +582,9 @@ void Unit::Impl::OnCheckout(Instant now, const CheckoutReply& reply) {
       return;
     case CheckoutReply::Kind::kRefused:
       if (wanted) client_.Fatal("53300", "the server connection pool cannot serve this client");
+      return;
+    case CheckoutReply::Kind::kCancelled:
+      CHECK(!client_open_) << "checkout cancelled while the client still waits";
       return;
   }
 }
