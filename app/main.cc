@@ -1,0 +1,23 @@
+// The switchyard binary: one subcommand per use (DESIGN.md, top). `serve` runs the proxy;
+// `sim`, `replay` and `trace` are added next to it the same way.
+#include <cstdio>
+
+#include "CLI/CLI.hpp"
+#include "app/serve.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "switchyard: a PostgreSQL proxy that pools server connections and survives failover.\n"
+      "Run `switchyard COMMAND --help` for the options of a command."};
+  app.require_subcommand(1);
+  switchyard::app::ServeCommand serve;
+  switchyard::app::AddServeCommand(app, serve);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // Help exits 0; every usage error exits 2, like the settings errors of each command.
+    return app.exit(error) == 0 ? 0 : 2;
+  }
+  if (serve.command->parsed()) return switchyard::app::RunServe(serve);
+  return 2;
+}

@@ -1,0 +1,241 @@
+// `serve` settings: the table shared by the command line, the TOML file and the docs, and the
+// validation into a ServePlan.
+#include "app/settings.h"
+
+#include <algorithm>
+#include <climits>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "core/auth/users.h"
+#include "core/base/strings.h"
+#include "toml++/toml.h"
+
+namespace switchyard::app {
+namespace {
+
+// PostgreSQL's own timeout settings stop at INT_MAX milliseconds (about 24.8 days).
+constexpr int64_t kTimeoutMsMax = INT_MAX;
+// The wire protocol's length field is 32 bits, and PostgreSQL caps a message at 1 GiB.
+constexpr int64_t kMessageBytesMax = int64_t{1} << 30;
+// Large enough for the startup packet and any ordinary message.
+constexpr int64_t kMessageBytesMin = 16 * 1024;
+// A users file is a list of names and hashes; anything bigger is a mistake.
+constexpr int64_t kUsersFileBytesMax = 16 << 20;
+
+using Info = SettingInfo;
+
+std::string FlagAndKey(const SettingInfo& info) {
+  return Cat("--", info.flag, " (", info.TomlKey(), ")");
+}
+
+absl::StatusOr<std::string> ReadUsersFile(const std::string& path) {
+  std::error_code error;
+  const auto size = std::filesystem::file_size(path, error);
+  if (error) {
+    return absl::InvalidArgumentError(
+        Cat("cannot read users file '", path, "': ", error.message()));
+  }
+  if (size > static_cast<uintmax_t>(kUsersFileBytesMax)) {
+    return absl::InvalidArgumentError(
+        Cat("users file '", path, "' is larger than ", kUsersFileBytesMax, " bytes"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in.good() && !in.eof()) {
+    return absl::InvalidArgumentError(Cat("cannot read users file '", path, "'"));
+  }
+  return text.str();
+}
+
+absl::Status CheckRanges(const ServeSettings& settings) {
+  for (const SettingInfo& info : ServeSettingTable()) {
+    if (info.number == nullptr) continue;
+    const int64_t value = settings.*info.number;
+    if (value < info.min || value > info.max) {
+      return absl::InvalidArgumentError(
+          Cat(FlagAndKey(info), " must be between ", info.min, " and ", info.max, ", got ", value));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadAuth(const ServeSettings& settings, ProxyConfig& proxy) {
+  absl::StatusOr<auth::AuthType> type = auth::ParseAuthType(settings.auth_type);
+  if (!type.ok()) {
+    return absl::InvalidArgumentError(
+        Cat("--auth-type (auth_type) must be trust, md5 or scram-sha-256, got '",
+            settings.auth_type, "'"));
+  }
+  proxy.auth_type = *type;
+  if (settings.users.empty()) {
+    if (*type != auth::AuthType::kTrust) {
+      return absl::InvalidArgumentError(
+          Cat("--auth-type ", settings.auth_type,
+              " needs a users file: give --users FILE (or users = \"FILE\" in the config file), "
+              "or use --auth-type trust"));
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::string> text = ReadUsersFile(settings.users);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<auth::Users> users = auth::ParseUsersFile(*text);
+  if (!users.ok()) {
+    return absl::InvalidArgumentError(
+        Cat("users file '", settings.users, "': ", users.status().message()));
+  }
+  proxy.users = *std::move(users);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string SettingInfo::TomlKey() const {
+  std::string key(flag);
+  std::replace(key.begin(), key.end(), '-', '_');
+  return key;
+}
+
+ServeSettings DefaultServeSettings() {
+  const ProxyConfig proxy;
+  ServeSettings settings;
+  settings.pool_size = proxy.pool_size;
+  settings.max_server_connections = proxy.max_server_connections;
+  settings.max_clients = proxy.max_clients;
+  settings.auth_timeout_ms = proxy.auth_timeout_ms;
+  settings.connect_timeout_ms = proxy.connect_timeout_ms;
+  settings.checkout_timeout_ms = proxy.checkout_timeout_ms;
+  settings.server_idle_timeout_ms = proxy.server_idle_timeout_ms;
+  settings.client_idle_timeout_ms = proxy.client_idle_timeout_ms;
+  settings.max_message_bytes = static_cast<int64_t>(proxy.message_size_max);
+  return settings;
+}
+
+const std::vector<SettingInfo>& ServeSettingTable() {
+  using S = ServeSettings;
+  static const std::vector<SettingInfo> table = {
+      {"listen", "HOST:PORT", "Address to accept clients on (port 0: any free port)", &S::listen},
+      {"primary", "HOST:PORT", "The PostgreSQL primary server (required)", &S::primary},
+      {"users", "FILE",
+       "Users file: lines of \"user\" \"password\", the password plain, md5 or SCRAM-SHA-256",
+       &S::users},
+      {"auth-type", "TYPE", "How clients log in: trust, md5 or scram-sha-256", &S::auth_type},
+      {"workers", "N", "Worker threads running sessions (0: one per CPU)", nullptr, &S::workers, 0,
+       1024},
+      {"pool-size", "N", "Server connections per pool (node, user, database, parameters)", nullptr,
+       &S::pool_size, 1, 100'000},
+      {"max-server-connections", "N", "Server connections over all pools", nullptr,
+       &S::max_server_connections, 1, 1'000'000},
+      {"max-clients", "N", "Client connections; above it clients are refused with 53300", nullptr,
+       &S::max_clients, 1, 10'000'000},
+      {"auth-timeout-ms", "MS", "A client must finish startup and login within this", nullptr,
+       &S::auth_timeout_ms, 1, kTimeoutMsMax},
+      {"connect-timeout-ms", "MS", "Connecting and logging in to a server must finish within this",
+       nullptr, &S::connect_timeout_ms, 1, kTimeoutMsMax},
+      {"checkout-timeout-ms", "MS",
+       "A client waits this long for a pooled server connection, then gets 53300", nullptr,
+       &S::checkout_timeout_ms, 1, kTimeoutMsMax},
+      {"server-idle-timeout-ms", "MS", "Idle pooled server connections are closed after this",
+       nullptr, &S::server_idle_timeout_ms, 1, kTimeoutMsMax},
+      {"client-idle-timeout-ms", "MS", "Idle clients are disconnected after this (0: never)",
+       nullptr, &S::client_idle_timeout_ms, 0, kTimeoutMsMax},
+      {"max-message-bytes", "BYTES", "Largest protocol message accepted from a client or server",
+       nullptr, &S::max_message_bytes, kMessageBytesMin, kMessageBytesMax},
+      {"drain-timeout-ms", "MS",
+       "On SIGTERM/SIGINT, sessions get this long to finish before they are cut (0: cut at once)",
+       nullptr, &S::drain_timeout_ms, 0, kTimeoutMsMax},
+  };
+  return table;
+}
+
+absl::Status ApplyToml(std::string_view text, std::string_view source, std::string_view base_dir,
+                       ServeSettings& settings) {
+  toml::table table;
+  try {
+    table = toml::parse(text, source);
+  } catch (const toml::parse_error& error) {
+    return absl::InvalidArgumentError(
+        Cat(source, ":", error.source().begin.line, ": ", error.description()));
+  }
+  std::set<std::string, std::less<>> known;
+  for (const SettingInfo& info : ServeSettingTable()) {
+    const std::string key = info.TomlKey();
+    known.insert(key);
+    const toml::node* node = table.get(key);
+    if (node == nullptr) continue;
+    if (info.text != nullptr) {
+      if (!node->is_string()) {
+        return absl::InvalidArgumentError(Cat(source, ": ", key, " must be a string"));
+      }
+      std::string value = **node->as_string();
+      if (info.text == &ServeSettings::users && !value.empty() &&
+          std::filesystem::path(value).is_relative() && !base_dir.empty()) {
+        value = (std::filesystem::path(base_dir) / value).string();
+      }
+      settings.*info.text = std::move(value);
+    } else {
+      if (!node->is_integer()) {
+        return absl::InvalidArgumentError(Cat(source, ": ", key, " must be an integer"));
+      }
+      settings.*info.number = **node->as_integer();
+    }
+  }
+  for (const auto& [key, node] : table) {
+    if (!known.contains(key.str())) {
+      return absl::InvalidArgumentError(Cat(source, ":", key.source().begin.line,
+                                            ": unknown setting '", key.str(),
+                                            "' (see switchyard serve --help)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyTomlFile(const std::string& path, ServeSettings& settings) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(Cat("cannot read config file '", path, "'"));
+  std::ostringstream text;
+  text << in.rdbuf();
+  const std::string base_dir = std::filesystem::path(path).parent_path().string();
+  return ApplyToml(text.str(), path, base_dir, settings);
+}
+
+absl::StatusOr<ServePlan> BuildServePlan(const ServeSettings& settings) {
+  if (absl::Status status = CheckRanges(settings); !status.ok()) return status;
+  if (settings.primary.empty()) {
+    return absl::InvalidArgumentError(
+        "--primary (primary) is required: the PostgreSQL server to proxy, as HOST:PORT");
+  }
+  ServePlan plan;
+  absl::StatusOr<io_real::SocketAddress> listen = io_real::Resolve(settings.listen, true);
+  if (!listen.ok()) {
+    return absl::InvalidArgumentError(Cat("--listen: ", listen.status().message()));
+  }
+  plan.listen = *std::move(listen);
+  absl::StatusOr<io_real::SocketAddress> primary = io_real::Resolve(settings.primary, false);
+  if (!primary.ok()) {
+    return absl::InvalidArgumentError(Cat("--primary: ", primary.status().message()));
+  }
+  plan.nodes.push_back(*std::move(primary));
+  ProxyConfig& proxy = plan.proxy;
+  if (absl::Status status = LoadAuth(settings, proxy); !status.ok()) return status;
+  proxy.pool_size = static_cast<int>(settings.pool_size);
+  proxy.max_server_connections = static_cast<int>(settings.max_server_connections);
+  proxy.max_clients = static_cast<int>(settings.max_clients);
+  proxy.auth_timeout_ms = settings.auth_timeout_ms;
+  proxy.connect_timeout_ms = settings.connect_timeout_ms;
+  proxy.checkout_timeout_ms = settings.checkout_timeout_ms;
+  proxy.server_idle_timeout_ms = settings.server_idle_timeout_ms;
+  proxy.client_idle_timeout_ms = settings.client_idle_timeout_ms;
+  proxy.message_size_max = static_cast<size_t>(settings.max_message_bytes);
+  plan.workers = settings.workers > 0
+                     ? static_cast<int>(settings.workers)
+                     : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  plan.drain_timeout_ms = settings.drain_timeout_ms;
+  return plan;
+}
+
+}  // namespace switchyard::app

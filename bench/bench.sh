@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Throughput and proxy CPU cost, side by side in one run: pgbench select-only against
+# PostgreSQL directly, through switchyard (1 and 2 workers) and through Debian's PgBouncer
+# (session pooling). Prints figures only; it asserts nothing.
+#
+# usage: bench.sh BINARY
+# environment (defaults in brackets):
+#   BENCH_CLIENTS [16]  BENCH_THREADS [2]  BENCH_SECONDS [15]  BENCH_MODE [simple]
+#   BENCH_SCALE [10]    BENCH_WORKERS ["1 2"]: switchyard --workers values to measure
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../scripts/pgcluster.sh"
+binary=${1:?usage: bench.sh BINARY}
+clients=${BENCH_CLIENTS:-16}
+threads=${BENCH_THREADS:-2}
+seconds=${BENCH_SECONDS:-15}
+mode=${BENCH_MODE:-simple}
+scale=${BENCH_SCALE:-10}
+read -r -a worker_counts <<<"${BENCH_WORKERS:-1 2}"
+ticks_per_second=$(getconf CLK_TCK)
+
+pgc_init
+port=$(free_port)
+pg_create_primary "$PGC_ROOT/primary" "$port"
+pg_start "$PGC_ROOT/primary"
+pgc_log "pgbench -i -s $scale (direct)"
+"$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$port" -U postgres -i -s "$scale" -q postgres \
+  >"$PGC_ROOT/init.txt" 2>&1 || { cat "$PGC_ROOT/init.txt"; pgc_die "pgbench -i failed"; }
+
+# run_pgbench PORT NAME: select-only pgbench; prints "transactions tps" (tps excludes the
+# initial connection time, as pgbench reports it).
+run_pgbench() {
+  local out=$PGC_ROOT/pgbench-$2.txt
+  if ! "$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$1" -U postgres -n -S -M "$mode" -c "$clients" \
+    -j "$threads" -T "$seconds" postgres >"$out" 2>&1; then
+    tail -n 5 "$out" >&2
+    pgc_log "pgbench against $2 failed"
+    echo "0 0"
+    return 0
+  fi
+  echo "$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out")" \
+    "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$out")"
+}
+
+results=()  # "name|tps|cpu seconds|cpu us per transaction"
+
+# measure NAME PROXY_BINARY [serve flags]: one proxy, one pgbench run, its CPU time.
+measure() {
+  local name=$1 proxy=$2
+  shift 2
+  proxy_start "$proxy" "$port" "$PGC_ROOT/$name.log" "$@"
+  local before after transactions tps cpu per_txn
+  before=$(cpu_ticks "$PROXY_PID")
+  read -r transactions tps < <(run_pgbench "$PROXY_PORT" "$name")
+  after=$(cpu_ticks "$PROXY_PID")
+  proxy_stop
+  cpu=$(awk -v t=$((after - before)) -v hz="$ticks_per_second" 'BEGIN {printf "%.2f", t / hz}')
+  per_txn=$(awk -v c="$cpu" -v n="$transactions" 'BEGIN {if (n > 0) printf "%.1f", c * 1e6 / n; else print "-"}')
+  results+=("$name|$tps|$cpu|$per_txn")
+  pgc_log "$name: $tps tps, proxy CPU ${cpu}s, ${per_txn} us/transaction"
+}
+
+pgc_log "warm-up (direct, 3 s, not reported)"
+"$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -S -c "$clients" -j "$threads" -T 3 \
+  postgres >/dev/null 2>&1 || true
+
+read -r transactions tps < <(run_pgbench "$port" direct)
+results+=("direct|$tps|-|-")
+pgc_log "direct: $tps tps"
+for workers in "${worker_counts[@]}"; do
+  measure "$(basename "$binary")-w$workers" "$binary" --auth-type trust --workers "$workers"
+done
+measure pgbouncer-session pgbouncer --auth-type trust
+
+echo
+echo "pgbench -S -M $mode -c $clients -j $threads -T $seconds, scale $scale, $(nproc) CPUs" \
+  "(pgbench, PostgreSQL and the proxy share them)"
+printf '%-22s %12s %16s %18s\n' target tps "proxy CPU (s)" "proxy CPU us/txn"
+for row in "${results[@]}"; do
+  IFS='|' read -r name tps cpu per_txn <<<"$row"
+  printf '%-22s %12s %16s %18s\n' "$name" "$tps" "$cpu" "$per_txn"
+done
+bouncer=$(IFS='|' read -r _ _ _ v <<<"${results[-1]}"; echo "$v")
+for row in "${results[@]}"; do
+  IFS='|' read -r name _ _ per_txn <<<"$row"
+  [[ $name != direct && $name != pgbouncer-session ]] || continue
+  awk -v name="$name" -v s="$per_txn" -v b="$bouncer" 'BEGIN {
+    if (s + 0 > 0 && b + 0 > 0) printf "%s / pgbouncer-session, CPU per transaction: %.2f\n", name, s / b }'
+done
