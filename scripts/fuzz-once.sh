@@ -6,5 +6,7 @@ fuzzer=$1 corpus=$2 seconds=$3
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 cp -r "$corpus"/. "$scratch"/ 2>/dev/null || true
-exec "$fuzzer" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 \
-  -artifact_prefix="$scratch/" "$scratch"
+# Crash inputs land in the working directory (ctest runs this in the build tree), so they
+# outlive the scratch corpus.
+"$fuzzer" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 \
+  -artifact_prefix="$PWD/" "$scratch"
