@@ -267,7 +267,7 @@ void DriverImpl::AcceptClients(Instant now) {
                              SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
       SetNoDelay(fd);
-      AdmitOne(fd, FormatAddress(reinterpret_cast<const sockaddr*>(&storage), length), now);
+      AdmitOne(fd, FormatAddress(reinterpret_cast<const sockaddr*>(&storage), length));
       continue;
     }
     const int error = errno;
@@ -285,8 +285,7 @@ void DriverImpl::AcceptClients(Instant now) {
   }
 }
 
-void DriverImpl::AdmitOne(int fd, const std::string& peer, Instant now) {
-  (void)now;
+void DriverImpl::AdmitOne(int fd, const std::string& peer) {
   const ConnId conn = env_.NewConnId();
   bool admitted;
   {
@@ -492,62 +491,69 @@ void DriverImpl::ApplyOutcome(Instant now, Services::Outcome outcome, UnitId sel
       }
     }
     for (Services::Delivery& delivery : outcome.deliveries) {
-      const bool known = delivery.unit == self || units_.contains(delivery.unit);
-      if (!known) {
+      if (delivery.unit != self && !units_.contains(delivery.unit)) {
         orphans.push_back(std::move(delivery));
-        continue;
-      }
-      auto* checkout = std::get_if<CheckoutReply>(&delivery.reply);
-      if (checkout != nullptr && checkout->kind == CheckoutReply::Kind::kReuse) {
-        CHECK(checkout->connection.has_value()) << "kReuse without a connection";
-        const ConnId conn = checkout->connection->conn;
-        CHECK(sched_.HasConn(conn)) << "the pool handed out an unknown connection";
-        // The new owner holds it before it runs with the reply.
-        auto change = sched_.SetOwner(conn, sched::Owner::OfUnit(delivery.unit));
-        if (change) ApplyLocked(*change);
-        conns_.at(conn)->in_transit = delivery.unit != self;
-      }
-      if (delivery.unit == self) {
-        CHECK(self_replies != nullptr);
-        self_replies->push_back(std::move(delivery.reply));
       } else {
-        units_.at(delivery.unit)->inbox.push_back(ServiceReplied{std::move(delivery.reply)});
-        WakeUnitLocked(delivery.unit);
+        DeliverLocked(std::move(delivery), self, self_replies);
       }
     }
     wake_loop = RefreshServicesDeadlineLocked(now);
   }
-  for (ConnId conn : outcome.close) {
-    ConnRecord* record = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = conns_.find(conn);
-      if (it == conns_.end()) continue;
-      CHECK(sched_.OwnerOf(conn) == sched::Owner::Pool())
-          << "the pool closed a connection a unit owns: " << ConnText(conn);
-      record = it->second.get();
-    }
-    CloseConnection(record);
-  }
-  for (Services::Delivery& orphan : orphans) {
-    // The unit left before its reply: give a handed-out connection back so its slot is freed.
-    Log("event=delivery_to_gone_unit unit=%d", orphan.unit.value);
-    auto* checkout = std::get_if<CheckoutReply>(&orphan.reply);
-    if (checkout == nullptr || checkout->kind != CheckoutReply::Kind::kReuse) continue;
-    ConnRecord* record = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = conns_.find(checkout->connection->conn);
-      if (it != conns_.end()) record = it->second.get();
-    }
-    if (record != nullptr) CloseConnection(record);
-    ApplyOutcome(
-        now,
-        services_.Handle(now, orphan.unit,
-                         ForgetRequest{checkout->connection->key, checkout->connection->conn}),
-        UnitId{}, nullptr);
-  }
+  for (ConnId conn : outcome.close) ClosePooled(conn);
+  for (Services::Delivery& orphan : orphans) DropOrphan(now, std::move(orphan));
   if (wake_loop) WakeLoop();
+}
+
+void DriverImpl::DeliverLocked(Services::Delivery delivery, UnitId self,
+                               std::vector<ServiceReply>* self_replies) {
+  auto* checkout = std::get_if<CheckoutReply>(&delivery.reply);
+  if (checkout != nullptr && checkout->kind == CheckoutReply::Kind::kReuse) {
+    CHECK(checkout->connection.has_value()) << "kReuse without a connection";
+    const ConnId conn = checkout->connection->conn;
+    CHECK(sched_.HasConn(conn)) << "the pool handed out an unknown connection";
+    // The new owner holds it before it runs with the reply.
+    auto change = sched_.SetOwner(conn, sched::Owner::OfUnit(delivery.unit));
+    if (change) ApplyLocked(*change);
+    conns_.at(conn)->in_transit = delivery.unit != self;
+  }
+  if (delivery.unit == self) {
+    CHECK(self_replies != nullptr);
+    self_replies->push_back(std::move(delivery.reply));
+    return;
+  }
+  units_.at(delivery.unit)->inbox.push_back(ServiceReplied{std::move(delivery.reply)});
+  WakeUnitLocked(delivery.unit);
+}
+
+void DriverImpl::ClosePooled(ConnId conn) {
+  ConnRecord* record = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = conns_.find(conn);
+    if (it == conns_.end()) return;
+    CHECK(sched_.OwnerOf(conn) == sched::Owner::Pool())
+        << "the pool closed a connection a unit owns: " << ConnText(conn);
+    record = it->second.get();
+  }
+  CloseConnection(record);
+}
+
+void DriverImpl::DropOrphan(Instant now, Services::Delivery orphan) {
+  // The unit left before its reply: give a handed-out connection back so its slot is freed.
+  Log("event=delivery_to_gone_unit unit=%d", orphan.unit.value);
+  auto* checkout = std::get_if<CheckoutReply>(&orphan.reply);
+  if (checkout == nullptr || checkout->kind != CheckoutReply::Kind::kReuse) return;
+  const PooledConnection& connection = *checkout->connection;
+  ConnRecord* record = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = conns_.find(connection.conn);
+    if (it != conns_.end()) record = it->second.get();
+  }
+  if (record != nullptr) CloseConnection(record);
+  ApplyOutcome(now,
+               services_.Handle(now, orphan.unit, ForgetRequest{connection.key, connection.conn}),
+               UnitId{}, nullptr);
 }
 
 }  // namespace switchyard::io_real

@@ -109,7 +109,7 @@ class DriverImpl {
   int PrepareSleep(Instant now);
   void HandleEpollBatch(const struct epoll_event* events, int count, Instant now);
   void AcceptClients(Instant now);
-  void AdmitOne(int fd, const std::string& peer, Instant now);
+  void AdmitOne(int fd, const std::string& peer);
   void FireTimers(Instant now);
   void BeginDrain(Instant now);
   void ReadSignals();
@@ -127,6 +127,10 @@ class DriverImpl {
   // are appended to `self_replies` for the caller to Handle at once. Caller holds services_mu_.
   void ApplyOutcome(Instant now, Services::Outcome outcome, UnitId self,
                     std::vector<ServiceReply>* self_replies);
+  void DeliverLocked(Services::Delivery delivery, UnitId self,
+                     std::vector<ServiceReply>* self_replies);
+  void ClosePooled(ConnId conn);
+  void DropOrphan(Instant now, Services::Delivery orphan);
   // Reads the services' next deadline (caller holds services_mu_ and mu_); true when the loop
   // sleeps past it and must be woken.
   bool RefreshServicesDeadlineLocked(Instant now);

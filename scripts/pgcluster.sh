@@ -67,13 +67,17 @@ pgc_init() {
 # A script killed with SIGKILL (ctest's timeout does that) cannot clean up, and pg_ctl's servers
 # outlive it. The next script to start stops them: any temp root whose owner is gone.
 pgc_reap_orphans() {
-  local root owner data pid exe
+  local root owner data pid exe lock
+  for lock in "$PGC_LOCK_DIR"/*; do
+    # Another script may remove the file meanwhile: every read here may fail.
+    owner=$(cat "$lock" 2>/dev/null) || continue
+    [[ -n $owner ]] && ! kill -0 "$owner" 2>/dev/null && rm -f "$lock"
+  done
   for root in "${TMPDIR:-/tmp}"/switchyard.*; do
-    [[ -f $root/owner.pid ]] || continue
-    owner=$(<"$root/owner.pid")
+    owner=$(cat "$root/owner.pid" 2>/dev/null) || continue
     kill -0 "$owner" 2>/dev/null && continue
     while read -r pid exe; do
-      [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$exe" ]] && kill -KILL "$pid" 2>/dev/null
+      [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$exe" ]] && kill -KILL "$pid" 2>/dev/null || true
     done < <(cat "$root/pids" 2>/dev/null)
     for data in "$root"/*/data; do
       [[ -f $data/postmaster.pid ]] &&

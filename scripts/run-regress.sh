@@ -12,7 +12,7 @@
 #                        source package fetched into a cache dir (`fetch` forces that)
 #   REGRESS_DIFFERENCES  the allowed-differences page (default docs/regress-differences.md)
 #   REGRESS_OUT          where results go (default a new /tmp/switchyard-regress.XXXXXX, kept;
-#                        only the three newest of those are kept)
+#                        a new run removes all but the three newest of those first)
 #   REGRESS_PARALLEL=1   run the direct and the proxied suite at the same time (faster, but
 #                        timing-sensitive tests get flakier on a small machine)
 #   REGRESS_MAX_CONNECTIONS  pg_regress --max-connections (default: unlimited)
