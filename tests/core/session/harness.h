@@ -106,6 +106,8 @@ class Harness {
   ConnId client(size_t unit) const { return clients_[unit]; }
   Unit& unit(size_t index) { return *units_[index]; }
   bool IsClosed(ConnId conn) const { return closed_.count(conn) > 0; }
+  // Whether a unit owns `conn` (a pooled idle connection has no unit).
+  bool HasUnitOwner(ConnId conn) const { return owner_.count(conn) > 0; }
   // The peer went away: the driver forgets the connection (no Close is owed for it).
   void MarkClosedForTest(ConnId conn) { closed_.insert(conn); }
   // The most recent Connect the proxy asked for.
