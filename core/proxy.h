@@ -22,16 +22,16 @@ namespace switchyard {
 struct ProxyConfig {
   auth::AuthType auth_type = auth::AuthType::kScramSha256;
   auth::Users users;
-  int pool_size = 20;                 // server connections per pool key
-  int max_server_connections = 100;   // over all keys
+  int pool_size = 20;                // server connections per pool key
+  int max_server_connections = 100;  // over all keys
   int max_clients = 1000;
-  int64_t auth_timeout_ms = 60'000;      // client must finish startup+auth within this
-  int64_t connect_timeout_ms = 5'000;    // server TCP connect + login
-  int64_t checkout_timeout_ms = 120'000; // waiting for a pooled connection; then 53300
+  int64_t auth_timeout_ms = 60'000;       // client must finish startup+auth within this
+  int64_t connect_timeout_ms = 5'000;     // server TCP connect + login
+  int64_t checkout_timeout_ms = 120'000;  // waiting for a pooled connection; then 53300
   int64_t server_idle_timeout_ms = 600'000;
-  int64_t client_idle_timeout_ms = 0;    // 0: never
-  uint64_t client_output_high_bytes = uint64_t{1} << 20;  // stop reading the server above this
-  uint64_t client_output_low_bytes = uint64_t{256} << 10; // resume below this
+  int64_t client_idle_timeout_ms = 0;                      // 0: never
+  uint64_t client_output_high_bytes = uint64_t{1} << 20;   // stop reading the server above this
+  uint64_t client_output_low_bytes = uint64_t{256} << 10;  // resume below this
   size_t message_size_max = size_t{256} << 20;
   std::string server_version_fallback = "15";
   // Set only by the simulator's build (SWITCHYARD_MUTANTS); constant-false otherwise.

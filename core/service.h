@@ -82,20 +82,19 @@ struct CountersDelta {
   uint64_t server_losses = 0;
 };
 
-using ServiceRequest =
-    std::variant<CheckoutRequest, ReleaseRequest, ForgetRequest, CancelCheckoutRequest,
-                 RegisterCancelKeyRequest, UnregisterCancelKeyRequest, CancelRequest,
-                 CountersDelta>;
+using ServiceRequest = std::variant<CheckoutRequest, ReleaseRequest, ForgetRequest,
+                                    CancelCheckoutRequest, RegisterCancelKeyRequest,
+                                    UnregisterCancelKeyRequest, CancelRequest, CountersDelta>;
 
 // --- Replies ---
 
 struct CheckoutReply {
   enum class Kind {
-    kReuse,     // `connection` is an idle pooled connection, now owned by the unit.
-    kConnect,   // A slot is reserved: the unit opens a new connection itself.
-    kTimedOut,  // Waited longer than the queue timeout: answer 53300.
-    kRefused,   // The key can never be served (e.g. bounds of zero).
-    kCancelled, // Answer to CancelCheckoutRequest for a unit that was still queued.
+    kReuse,      // `connection` is an idle pooled connection, now owned by the unit.
+    kConnect,    // A slot is reserved: the unit opens a new connection itself.
+    kTimedOut,   // Waited longer than the queue timeout: answer 53300.
+    kRefused,    // The key can never be served (e.g. bounds of zero).
+    kCancelled,  // Answer to CancelCheckoutRequest for a unit that was still queued.
   };
   Kind kind = Kind::kConnect;
   std::optional<PooledConnection> connection;

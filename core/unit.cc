@@ -189,11 +189,19 @@ void Unit::Impl::OnReceived(Instant now, ConnId conn, std::string_view bytes) {
 
 void Unit::Impl::PumpClient(Instant now) {
   switch (client_.state()) {
-    case ClientSession::State::kStartup: PumpClientStartup(now); break;
-    case ClientSession::State::kAuthenticating: PumpClientAuth(now); break;
-    case ClientSession::State::kWaitingForServer: break;  // held in the reader until ready
-    case ClientSession::State::kReady: PumpClientSession(now); break;
-    case ClientSession::State::kClosing: break;
+    case ClientSession::State::kStartup:
+      PumpClientStartup(now);
+      break;
+    case ClientSession::State::kAuthenticating:
+      PumpClientAuth(now);
+      break;
+    case ClientSession::State::kWaitingForServer:
+      break;  // held in the reader until ready
+    case ClientSession::State::kReady:
+      PumpClientSession(now);
+      break;
+    case ClientSession::State::kClosing:
+      break;
   }
 }
 
@@ -368,12 +376,19 @@ void Unit::Impl::PumpServer(Instant now) {
   if (!server_) return;
   switch (server_->state()) {
     case ServerSession::State::kStartup:
-    case ServerSession::State::kLogin: PumpServerLogin(now); break;
+    case ServerSession::State::kLogin:
+      PumpServerLogin(now);
+      break;
     case ServerSession::State::kReady:
-    case ServerSession::State::kQuery: PumpServerSession(now); break;
-    case ServerSession::State::kReset: PumpServerReset(now); break;
+    case ServerSession::State::kQuery:
+      PumpServerSession(now);
+      break;
+    case ServerSession::State::kReset:
+      PumpServerReset(now);
+      break;
     case ServerSession::State::kConnecting:
-    case ServerSession::State::kBroken: break;
+    case ServerSession::State::kBroken:
+      break;
   }
 }
 
@@ -383,8 +398,7 @@ void Unit::Impl::PumpServerLogin(Instant now) {
                      server_->state() == ServerSession::State::kLogin)) {
     auto frame = server_->reader().Next();
     if (!frame.ok()) {
-      return ServerLost(now, Cat("bad bytes from server: ", frame.status().message()),
-                        false);
+      return ServerLost(now, Cat("bad bytes from server: ", frame.status().message()), false);
     }
     if (!frame->has_value()) return;
     std::string nonce(kScramNonceBytes, '\0');
@@ -436,8 +450,7 @@ void Unit::Impl::PumpServerSession(Instant now) {
           server_->state() == ServerSession::State::kQuery)) {
     auto frame = server_->reader().Next();
     if (!frame.ok()) {
-      return ServerLost(now, Cat("bad bytes from server: ", frame.status().message()),
-                        false);
+      return ServerLost(now, Cat("bad bytes from server: ", frame.status().message()), false);
     }
     if (!frame->has_value()) return;
     const pg::Frame& message = **frame;
@@ -492,8 +505,8 @@ void Unit::Impl::FinishReset(Instant now) {
 
 void Unit::Impl::ServerLost(Instant now, std::string_view why, bool already_closed) {
   ++counters_.server_losses;
-  const bool in_flight = server_->ready_owed() > 0 || server_->in_copy_in() ||
-                         server_->in_copy_out();
+  const bool in_flight =
+      server_->ready_owed() > 0 || server_->in_copy_in() || server_->in_copy_out();
   const bool commit = server_->commit_in_flight();
   const bool logging_in = server_->state() == ServerSession::State::kStartup ||
                           server_->state() == ServerSession::State::kLogin;
@@ -501,8 +514,7 @@ void Unit::Impl::ServerLost(Instant now, std::string_view why, bool already_clos
   DropServer(already_closed);
   if (!client_open_) return;
   if (logging_in) {
-    client_.Fatal("08006", Cat("switchyard lost the server connection while logging in: ",
-                                        why));
+    client_.Fatal("08006", Cat("switchyard lost the server connection while logging in: ", why));
   } else {
     if (in_flight) {
       // The statement's fate: unknown for a COMMIT, failed otherwise. Then the session ends,
@@ -513,8 +525,8 @@ void Unit::Impl::ServerLost(Instant now, std::string_view why, bool already_clos
                                             : "server connection lost during the statement"));
     }
     client_.Fatal("08006", Cat("terminating connection: switchyard lost the server "
-                                        "connection (",
-                                        why, ")"));
+                               "connection (",
+                               why, ")"));
   }
   Flush(now);
   CloseClient(now);
@@ -536,8 +548,7 @@ void Unit::Impl::StartCancel(Instant now, const ServerSession& server) {
   ConnId conn = env_.NewConnId();
   pg::CancelRequest request{server.backend_pid(), server.backend_secret()};
   if (IsMutant(config_.mutants, Mutant::kCancelWrongServer)) request.pid += 1;
-  cancels_.push_back(
-      CancelConnection{conn, request, now + MsToUs(config_.connect_timeout_ms)});
+  cancels_.push_back(CancelConnection{conn, request, now + MsToUs(config_.connect_timeout_ms)});
   Emit(Connect{conn, server.key().node});
 }
 
@@ -577,7 +588,7 @@ void Unit::Impl::OnCheckout(Instant now, const CheckoutReply& reply) {
     case CheckoutReply::Kind::kTimedOut:
       if (wanted) {
         client_.Fatal("53300", Cat("no server connection became available within ",
-                                            config_.checkout_timeout_ms, " ms"));
+                                   config_.checkout_timeout_ms, " ms"));
       }
       return;
     case CheckoutReply::Kind::kRefused:

@@ -34,8 +34,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const size_t length = std::min<size_t>(data[i + 1], size - i - 2);
     std::string_view bytes(reinterpret_cast<const char*>(data + i + 2), length);
     i += 2 + length;
-    const bool has_server = h.connect_count() > 0 && !h.IsClosed(h.LastConnect()) &&
-                            h.HasUnitOwner(h.LastConnect());
+    const bool has_server =
+        h.connect_count() > 0 && !h.IsClosed(h.LastConnect()) && h.HasUnitOwner(h.LastConnect());
     switch (op) {
       case 0:
         if (!h.IsClosed(client)) h.Receive(client, bytes);

@@ -24,7 +24,7 @@ struct ScramVerifier {
 struct UserSecret {
   enum class Kind { kPlain, kMd5, kScram };
   Kind kind = Kind::kPlain;
-  std::string text;                     // as written in the file
+  std::string text;                       // as written in the file
   std::optional<ScramVerifier> verifier;  // set when kind == kScram
 };
 

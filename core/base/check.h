@@ -34,9 +34,9 @@ struct Voidify {
 
 }  // namespace switchyard::internal
 
-#define CHECK(condition)                                 \
-  (condition) ? (void)0                                  \
-              : ::switchyard::internal::Voidify() &      \
+#define CHECK(condition)                            \
+  (condition) ? (void)0                             \
+              : ::switchyard::internal::Voidify() & \
                     ::switchyard::internal::CheckFailure(__FILE__, __LINE__, #condition).stream()
 #define CHECK_OP_(a, op, b) CHECK((a)op(b)) << "(" << (a) << " vs " << (b) << ") "
 #define CHECK_EQ(a, b) CHECK_OP_(a, ==, b)

@@ -22,10 +22,8 @@ inline void AppendPiece(std::string& out, absl::string_view piece) {
 }
 inline void AppendPiece(std::string& out, char c) { out.push_back(c); }
 template <typename T>
-  requires std::is_integral_v<T>
-void AppendPiece(std::string& out, T value) {
-  out.append(std::to_string(value));
-}
+requires std::is_integral_v<T>
+void AppendPiece(std::string& out, T value) { out.append(std::to_string(value)); }
 }  // namespace internal
 
 // Concatenates strings, views, chars and integers.

@@ -1,8 +1,8 @@
 // Small value types shared by every part of the core: time, connection and node ids.
 #pragma once
 
-#include <cstdint>
 #include <compare>
+#include <cstdint>
 #include <functional>
 #include <string>
 

@@ -181,8 +181,8 @@ struct NegotiateProtocolVersion {
   std::vector<std::string> unrecognized_options;
   std::string Encode() const;
   static absl::StatusOr<NegotiateProtocolVersion> Decode(std::string_view payload);
-  friend bool operator==(const NegotiateProtocolVersion&, const NegotiateProtocolVersion&) =
-      default;
+  friend bool operator==(const NegotiateProtocolVersion&,
+                         const NegotiateProtocolVersion&) = default;
 };
 struct NoData {
   static constexpr char kType = 'n';

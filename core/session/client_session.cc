@@ -3,9 +3,9 @@
 
 #include <algorithm>
 
+#include "core/auth/md5.h"
 #include "core/base/check.h"
 #include "core/base/strings.h"
-#include "core/auth/md5.h"
 #include "core/proxy.h"
 
 namespace switchyard {
@@ -42,11 +42,16 @@ bool IsReplicationRequest(const std::string& value) {
 
 std::string_view ClientStateName(ClientSession::State state) {
   switch (state) {
-    case ClientSession::State::kStartup: return "startup";
-    case ClientSession::State::kAuthenticating: return "authenticating";
-    case ClientSession::State::kWaitingForServer: return "waiting_for_server";
-    case ClientSession::State::kReady: return "ready";
-    case ClientSession::State::kClosing: return "closing";
+    case ClientSession::State::kStartup:
+      return "startup";
+    case ClientSession::State::kAuthenticating:
+      return "authenticating";
+    case ClientSession::State::kWaitingForServer:
+      return "waiting_for_server";
+    case ClientSession::State::kReady:
+      return "ready";
+    case ClientSession::State::kClosing:
+      return "closing";
   }
   return "unknown";
 }
@@ -63,10 +68,17 @@ void ClientSession::TransitionTo(State next) {
     case State::kStartup:
       legal |= next == State::kAuthenticating || next == State::kWaitingForServer;
       break;
-    case State::kAuthenticating: legal |= next == State::kWaitingForServer; break;
-    case State::kWaitingForServer: legal |= next == State::kReady; break;
-    case State::kReady: break;
-    case State::kClosing: legal = next == State::kClosing; break;
+    case State::kAuthenticating:
+      legal |= next == State::kWaitingForServer;
+      break;
+    case State::kWaitingForServer:
+      legal |= next == State::kReady;
+      break;
+    case State::kReady:
+      break;
+    case State::kClosing:
+      legal = next == State::kClosing;
+      break;
   }
   CHECK(legal) << "illegal client session transition " << ClientStateName(state_) << " -> "
                << ClientStateName(next);
@@ -162,7 +174,7 @@ ClientSession::Step ClientSession::HandleAuthFrame(const pg::Frame& frame, Envir
   CHECK(state_ == State::kAuthenticating);
   if (frame.type != 'p') {
     return Reject("08P01", Cat("expected a password response, got ",
-                                        pg::TypeName(pg::Direction::kFrontend, frame.type)));
+                               pg::TypeName(pg::Direction::kFrontend, frame.type)));
   }
   if (config_.auth_type == auth::AuthType::kMd5) return HandlePassword(frame);
   if (!scram_first_seen_) {
@@ -179,15 +191,14 @@ ClientSession::Step ClientSession::HandleAuthFrame(const pg::Frame& frame, Envir
       verifier = *secret_->verifier;
     } else {
       const bool plain = secret_ != nullptr && secret_->kind == auth::UserSecret::Kind::kPlain;
-      verifier = auth::MakeVerifier(plain ? secret_->text : RandomString(env, 16),
-                                    RandomString(env, kScramSaltBytes),
-                                    auth::kScramIterationsDefault);
+      verifier =
+          auth::MakeVerifier(plain ? secret_->text : RandomString(env, 16),
+                             RandomString(env, kScramSaltBytes), auth::kScramIterationsDefault);
     }
     scram_.emplace(std::move(verifier), RandomString(env, kScramNonceBytes));
     auto server_first = scram_->HandleClientFirst(initial->data.value_or(""));
     if (!server_first.ok()) {
-      return Reject("08P01", Cat("malformed SCRAM message: ",
-                                          server_first.status().message()));
+      return Reject("08P01", Cat("malformed SCRAM message: ", server_first.status().message()));
     }
     output_ += pg::Authentication{pg::Authentication::kSaslContinue, *server_first}.Encode();
     return Step::kContinue;
@@ -201,8 +212,7 @@ ClientSession::Step ClientSession::HandleSasl(const pg::Frame& frame) {
   auto server_final = scram_->HandleClientFinal(response->data);
   if (!server_final.ok()) {
     if (server_final.status().code() == absl::StatusCode::kUnauthenticated) return AuthFailed();
-    return Reject("08P01", Cat("malformed SCRAM message: ",
-                                        server_final.status().message()));
+    return Reject("08P01", Cat("malformed SCRAM message: ", server_final.status().message()));
   }
   if (secret_ == nullptr || secret_->kind == auth::UserSecret::Kind::kMd5) return AuthFailed();
   output_ += pg::Authentication{pg::Authentication::kSaslFinal, *server_final}.Encode();

@@ -52,13 +52,20 @@ bool IsCommitStatement(std::string_view sql) {
 
 std::string_view ServerStateName(ServerSession::State state) {
   switch (state) {
-    case ServerSession::State::kConnecting: return "connecting";
-    case ServerSession::State::kStartup: return "startup";
-    case ServerSession::State::kLogin: return "login";
-    case ServerSession::State::kReady: return "ready";
-    case ServerSession::State::kQuery: return "query";
-    case ServerSession::State::kReset: return "reset";
-    case ServerSession::State::kBroken: return "broken";
+    case ServerSession::State::kConnecting:
+      return "connecting";
+    case ServerSession::State::kStartup:
+      return "startup";
+    case ServerSession::State::kLogin:
+      return "login";
+    case ServerSession::State::kReady:
+      return "ready";
+    case ServerSession::State::kQuery:
+      return "query";
+    case ServerSession::State::kReset:
+      return "reset";
+    case ServerSession::State::kBroken:
+      return "broken";
   }
   return "unknown";
 }
@@ -82,13 +89,27 @@ void ServerSession::TransitionTo(State next) {
   // The legal edges; everything may break.
   bool legal = next == State::kBroken;
   switch (state_) {
-    case State::kConnecting: legal |= next == State::kStartup; break;
-    case State::kStartup: legal |= next == State::kLogin; break;
-    case State::kLogin: legal |= next == State::kReady; break;
-    case State::kReady: legal |= next == State::kQuery || next == State::kReset; break;
-    case State::kQuery: legal |= next == State::kReady || next == State::kReset; break;
-    case State::kReset: legal |= next == State::kReady; break;
-    case State::kBroken: legal = false; break;
+    case State::kConnecting:
+      legal |= next == State::kStartup;
+      break;
+    case State::kStartup:
+      legal |= next == State::kLogin;
+      break;
+    case State::kLogin:
+      legal |= next == State::kReady;
+      break;
+    case State::kReady:
+      legal |= next == State::kQuery || next == State::kReset;
+      break;
+    case State::kQuery:
+      legal |= next == State::kReady || next == State::kReset;
+      break;
+    case State::kReset:
+      legal |= next == State::kReady;
+      break;
+    case State::kBroken:
+      legal = false;
+      break;
   }
   CHECK(legal) << "illegal server session transition " << ServerStateName(state_) << " -> "
                << ServerStateName(next);
@@ -156,8 +177,7 @@ ServerSession::LoginResult ServerSession::HandleLoginFrame(const pg::Frame& fram
       break;
     default:
       return fail("08P01", Cat("server sent unexpected ",
-                                        pg::TypeName(pg::Direction::kBackend, frame.type),
-                                        " during login"));
+                               pg::TypeName(pg::Direction::kBackend, frame.type), " during login"));
   }
   if (state_ != State::kStartup) return fail("08P01", "server repeated authentication");
   auto request = pg::Authentication::Decode(frame.payload);
@@ -165,9 +185,9 @@ ServerSession::LoginResult ServerSession::HandleLoginFrame(const pg::Frame& fram
   const auth::UserSecret* secret = credentials.secret;
   const bool plain = secret != nullptr && secret->kind == auth::UserSecret::Kind::kPlain;
   auto no_password = [&](std::string_view what) {
-    return fail("28P01", Cat("switchyard cannot log in to the server as user \"",
-                                      credentials.user, "\": the server asks for ", what,
-                                      " and the users file has no usable password for it"));
+    return fail("28P01", Cat("switchyard cannot log in to the server as user \"", credentials.user,
+                             "\": the server asks for ", what,
+                             " and the users file has no usable password for it"));
   };
   switch (request->code) {
     case pg::Authentication::kOk:
@@ -181,9 +201,9 @@ ServerSession::LoginResult ServerSession::HandleLoginFrame(const pg::Frame& fram
       if (secret == nullptr || secret->kind == auth::UserSecret::Kind::kScram) {
         return no_password("an MD5 password");
       }
-      output_ += pg::PasswordMessage{auth::Md5Response(credentials.user, secret->text,
-                                                       request->data)}
-                     .Encode();
+      output_ +=
+          pg::PasswordMessage{auth::Md5Response(credentials.user, secret->text, request->data)}
+              .Encode();
       return result;
     case pg::Authentication::kSasl: {
       auto mechanisms = request->SaslMechanisms();
@@ -195,12 +215,11 @@ ServerSession::LoginResult ServerSession::HandleLoginFrame(const pg::Frame& fram
         scram_.emplace(secret->text, nonce);
       } else if (secret != nullptr && secret->verifier.has_value() &&
                  credentials.scram_client_key.has_value()) {
-        scram_.emplace(auth::ScramClient::Keys{*credentials.scram_client_key,
-                                               secret->verifier->server_key},
-                       nonce);
+        scram_.emplace(
+            auth::ScramClient::Keys{*credentials.scram_client_key, secret->verifier->server_key},
+            nonce);
       } else if (secret != nullptr && secret->kind == auth::UserSecret::Kind::kScram) {
-        return fail("28P01",
-                    Cat("user \"", credentials.user,
+        return fail("28P01", Cat("user \"", credentials.user,
                                  "\" has only a SCRAM verifier in the users file; switchyard can "
                                  "log in to the server for it only when the client itself "
                                  "authenticated with SCRAM-SHA-256"));
@@ -216,7 +235,7 @@ ServerSession::LoginResult ServerSession::HandleLoginFrame(const pg::Frame& fram
       auto final_message = scram_->HandleServerFirst(request->data);
       if (!final_message.ok()) {
         return fail("08P01", Cat("SCRAM exchange with the server failed: ",
-                                          final_message.status().message()));
+                                 final_message.status().message()));
       }
       output_ += pg::SaslResponse{*final_message}.Encode();
       return result;
@@ -225,15 +244,14 @@ ServerSession::LoginResult ServerSession::HandleLoginFrame(const pg::Frame& fram
       if (!scram_) return fail("08P01", "server sent SASLFinal without SASL");
       absl::Status verified = scram_->HandleServerFinal(request->data);
       if (!verified.ok()) {
-        return fail("28000", Cat("server failed SCRAM verification: ",
-                                          verified.message()));
+        return fail("28000", Cat("server failed SCRAM verification: ", verified.message()));
       }
       return result;
     }
     default:
       return fail("28000", Cat("server asks for an authentication method switchyard "
-                                        "does not support (code ",
-                                        request->code, ")"));
+                               "does not support (code ",
+                               request->code, ")"));
   }
 }
 

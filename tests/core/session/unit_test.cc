@@ -67,8 +67,8 @@ TEST(UnitTest, StartupCarriesEveryParameterAndWelcomesWithRealPid) {
   EXPECT_EQ(Harness::Types(frames), "RSSKZ");
   auto key = pg::BackendKeyData::Decode(frames[3].second);
   ASSERT_TRUE(key.ok());
-  EXPECT_EQ(key->pid, 4242);     // the real pid, so pg_backend_pid() lookups work
-  EXPECT_NE(key->secret, 777);   // the secret is the proxy's own
+  EXPECT_EQ(key->pid, 4242);    // the real pid, so pg_backend_pid() lookups work
+  EXPECT_NE(key->secret, 777);  // the secret is the proxy's own
 }
 
 TEST(UnitTest, SslAndGssRequestsAreAnsweredNo) {
@@ -146,7 +146,8 @@ TEST(UnitTest, CopyInFailingMidwayLeavesSessionUsable) {
   // Copy data the client still sends after the error goes through (the server discards it).
   h.Receive(h.client(u), pg::CopyDone{}.Encode());
   h.Receive(h.client(u), Q("select 1"));
-  EXPECT_EQ(h.TakeSent(server), pg::CopyData{"1\n"}.Encode() + pg::CopyDone{}.Encode() + Q("select 1"));
+  EXPECT_EQ(h.TakeSent(server),
+            pg::CopyData{"1\n"}.Encode() + pg::CopyDone{}.Encode() + Q("select 1"));
 }
 
 TEST(UnitTest, ClientLeavingMidCopyGetsCopyFailThenDiscard) {
@@ -249,7 +250,8 @@ TEST(UnitTest, ServerFatalMidQueryGives08006AndOwnFatal) {
   ConnId server = LogIn(h, u);
   h.TakeSent(h.client(u));
   h.Receive(h.client(u), Q("select pg_sleep(10)"));
-  h.Receive(server, pg::BuildError("FATAL", "57P01", "terminating connection due to administrator command"));
+  h.Receive(server, pg::BuildError("FATAL", "57P01",
+                                   "terminating connection due to administrator command"));
   auto frames = h.TakeFrames(h.client(u));
   ASSERT_EQ(Harness::Types(frames), "EE");
   EXPECT_EQ(SqlState(frames[0].second), "08006");
@@ -288,9 +290,9 @@ TEST(UnitTest, IdleServerLossEndsSessionWithoutStatementError) {
 }
 
 TEST(UnitTest, GarbageFromClientGetsProtocolViolation) {
-  for (std::string garbage : {std::string("\x80\x00\x00\x00\x00\x03\x00\x00", 8),
-                              std::string("\x00\x00\x00\x02", 4),
-                              std::string("\x00\x00\x27\x20\x00\x03\x00\x00", 8)}) {
+  for (std::string garbage :
+       {std::string("\x80\x00\x00\x00\x00\x03\x00\x00", 8), std::string("\x00\x00\x00\x02", 4),
+        std::string("\x00\x00\x27\x20\x00\x03\x00\x00", 8)}) {
     Harness h;
     size_t u = h.Accept();
     h.Receive(h.client(u), garbage);
@@ -357,7 +359,8 @@ TEST(UnitTest, WrongMd5PasswordGets28P01) {
   ASSERT_EQ(Harness::Types(frames), "R");
   auto request = pg::Authentication::Decode(frames[0].second);
   ASSERT_EQ(request->code, pg::Authentication::kMd5Password);
-  h.Receive(h.client(u), pg::PasswordMessage{auth::Md5Response("alice", "wrong", request->data)}.Encode());
+  h.Receive(h.client(u),
+            pg::PasswordMessage{auth::Md5Response("alice", "wrong", request->data)}.Encode());
   frames = h.TakeFrames(h.client(u));
   ASSERT_EQ(Harness::Types(frames), "E");
   EXPECT_EQ(SqlState(frames[0].second), "28P01");
@@ -372,7 +375,8 @@ TEST(UnitTest, RightMd5PasswordLetsClientIn) {
   size_t u = h.Accept();
   h.Receive(h.client(u), DefaultStartup());
   auto request = pg::Authentication::Decode(h.TakeFrames(h.client(u))[0].second);
-  h.Receive(h.client(u), pg::PasswordMessage{auth::Md5Response("alice", "secret", request->data)}.Encode());
+  h.Receive(h.client(u),
+            pg::PasswordMessage{auth::Md5Response("alice", "secret", request->data)}.Encode());
   EXPECT_EQ(h.connect_count(), 1u);
 }
 
@@ -411,7 +415,8 @@ TEST(UnitTest, ScramClientIsVerifiedAndServerLoginUsesRecoveredKey) {
   auth::ScramServer upstream(verifier, "server-nonce-bytes-xx");
   auto upstream_first = upstream.HandleClientFirst(initial->data.value_or(""));
   ASSERT_TRUE(upstream_first.ok());
-  h.Receive(server, pg::Authentication{pg::Authentication::kSaslContinue, *upstream_first}.Encode());
+  h.Receive(server,
+            pg::Authentication{pg::Authentication::kSaslContinue, *upstream_first}.Encode());
   reader.Append(h.TakeSent(server));
   auto response = pg::SaslResponse::Decode((**reader.Next()).payload);
   auto upstream_final = upstream.HandleClientFinal(response->data);
