@@ -87,6 +87,7 @@ class Unit::Impl {
   uint64_t ClientPending() const { return client_sent_ - client_flushed_; }
   uint64_t ServerPending() const { return server_sent_ - server_flushed_; }
   void UpdateReadPauses();
+  void UpdateIdleDeadline(Instant now);
   bool IsServer(ConnId conn) const { return server_ && server_->conn() == conn; }
 
   UnitId id_;
@@ -106,6 +107,8 @@ class Unit::Impl {
   std::optional<Instant> auth_deadline_;
   std::optional<Instant> connect_deadline_;
   std::optional<Instant> reset_deadline_;
+  // Set while the client sits idle in session (nothing in flight), when an idle timeout is on.
+  std::optional<Instant> idle_deadline_;
 
   uint64_t client_sent_ = 0;
   uint64_t client_flushed_ = 0;
@@ -148,6 +151,17 @@ void Unit::Impl::Handle(Instant now, const Event& event) {
       event);
   Flush(now);
   UpdateReadPauses();
+  UpdateIdleDeadline(now);
+}
+
+void Unit::Impl::UpdateIdleDeadline(Instant now) {
+  const bool idle = client_open_ && client_.state() == ClientSession::State::kReady && server_ &&
+                    server_->state() == ServerSession::State::kReady;
+  if (!idle || config_.client_idle_timeout_ms <= 0) {
+    idle_deadline_.reset();
+  } else if (!idle_deadline_) {
+    idle_deadline_ = now + MsToUs(config_.client_idle_timeout_ms);
+  }
 }
 
 std::optional<Action> Unit::Impl::PollAction() {
@@ -618,6 +632,12 @@ void Unit::Impl::OnTimer(Instant now) {
     Flush(now);
     CloseClient(now);
   }
+  if (idle_deadline_ && *idle_deadline_ <= now && client_open_) {
+    idle_deadline_.reset();
+    client_.Fatal("57P05", "terminating connection due to idle-session timeout");
+    Flush(now);
+    CloseClient(now);
+  }
   if (connect_deadline_ && *connect_deadline_ <= now && server_) {
     connect_deadline_.reset();
     ServerLost(now, "timed out connecting to the server", false);
@@ -676,6 +696,7 @@ std::optional<Instant> Unit::Impl::NextDeadline() const {
   consider(auth_deadline_);
   consider(connect_deadline_);
   consider(reset_deadline_);
+  consider(idle_deadline_);
   for (const CancelConnection& c : cancels_) consider(c.deadline);
   return next;
 }

@@ -330,6 +330,28 @@ TEST(UnitTest, SilentClientTimesOut) {
   EXPECT_TRUE(h.IsClosed(h.client(u)));
 }
 
+TEST(UnitTest, IdleClientIsClosedAfterIdleTimeoutButNotMidQuery) {
+  Harness h;
+  h.config().client_idle_timeout_ms = 1000;
+  size_t u = h.Accept();
+  ConnId server = LogIn(h, u);
+  h.TakeSent(h.client(u));
+  h.Receive(h.client(u), Q("select pg_sleep(5)"));
+  h.AdvanceMs(2000);  // a running query is not idleness
+  EXPECT_FALSE(h.IsClosed(h.client(u)));
+  h.Receive(server, Complete("SELECT 1") + Ready());
+  h.TakeSent(h.client(u));
+  h.TakeSent(server);
+  h.AdvanceMs(999);
+  EXPECT_FALSE(h.IsClosed(h.client(u)));
+  h.AdvanceMs(1);
+  auto frames = h.TakeFrames(h.client(u));
+  ASSERT_EQ(Harness::Types(frames), "E");
+  EXPECT_EQ(SqlState(frames[0].second), "57P05");
+  EXPECT_TRUE(h.IsClosed(h.client(u)));
+  EXPECT_EQ(h.TakeSent(server), Q("DISCARD ALL"));  // the connection goes back to the pool
+}
+
 TEST(UnitTest, SlowClientPausesServerReads) {
   Harness h;
   h.config().client_output_high_bytes = 1000;
