@@ -1,0 +1,255 @@
+// Run-time parameters of a simulated PostgreSQL session (see pg_gucs.h).
+#include "sim/pg_gucs.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "absl/strings/str_format.h"
+#include "sim/text.h"
+
+namespace switchyard::sim {
+namespace {
+
+using Type = GucDefinition::Type;
+
+// Sorted by lowercased name, which is also PostgreSQL's startup report order.
+constexpr GucDefinition kGucs[] = {
+    {"application_name", "", Type::kString, true},
+    {"bytea_output", "hex"},
+    {"client_encoding", "UTF8", Type::kEncoding, true},
+    {"client_min_messages", "notice"},
+    {"DateStyle", "ISO, MDY", Type::kDateStyle, true},
+    {"default_transaction_isolation", "read committed"},
+    {"default_transaction_read_only", "off", Type::kBool, true},
+    {"extra_float_digits", "1", Type::kInteger},
+    {"idle_in_transaction_session_timeout", "0", Type::kInteger},
+    {"in_hot_standby", "off", Type::kBool, true, true},
+    {"integer_datetimes", "on", Type::kBool, true, true},
+    {"IntervalStyle", "postgres", Type::kString, true},
+    {"is_superuser", "off", Type::kBool, true, true},
+    {"lock_timeout", "0", Type::kInteger},
+    {"max_connections", "100", Type::kInteger, false, true},
+    {"role", "none", Type::kString, false, false, true},
+    {"search_path", "\"$user\", public"},
+    {"server_encoding", "UTF8", Type::kString, true, true},
+    {"server_version", "15.0", Type::kString, true, true},
+    {"server_version_num", "150000", Type::kInteger, false, true},
+    {"session_authorization", "", Type::kString, true, false, true},
+    {"standard_conforming_strings", "on", Type::kBool, true},
+    {"statement_timeout", "0", Type::kInteger},
+    {"synchronous_commit", "on"},
+    {"TimeZone", "UTC", Type::kString, true},
+    {"transaction_isolation", "read committed", Type::kString, false, true},
+    {"transaction_read_only", "off", Type::kBool, false, true},
+    {"work_mem", "4MB", Type::kInteger},
+};
+
+SqlError InvalidValue(std::string_view name, std::string_view value) {
+  return SqlError{
+      .sqlstate = "22023",
+      .message = absl::StrFormat("invalid value for parameter \"%s\": \"%s\"", name, value)};
+}
+
+std::optional<std::string> NormalizeBool(std::string_view value) {
+  const std::string lower = ToLower(value);
+  if (lower == "on" || lower == "true" || lower == "yes" || lower == "1" || lower == "t") {
+    return "on";
+  }
+  if (lower == "off" || lower == "false" || lower == "no" || lower == "0" || lower == "f") {
+    return "off";
+  }
+  return std::nullopt;
+}
+
+// An integer with an optional unit ("30s", "4MB", "-1").
+bool IsInteger(std::string_view value) {
+  size_t i = 0;
+  if (i < value.size() && (value[i] == '-' || value[i] == '+')) ++i;
+  const size_t digits = i;
+  while (i < value.size() && std::isdigit(static_cast<unsigned char>(value[i]))) ++i;
+  if (i == digits) return false;
+  static constexpr std::string_view kUnits[] = {"",  "us", "ms", "s",  "min", "h",
+                                                "d", "B",  "kB", "MB", "GB",  "TB"};
+  const std::string_view unit = StripWhitespace(value.substr(i));
+  return std::find(std::begin(kUnits), std::end(kUnits), unit) != std::end(kUnits);
+}
+
+std::optional<std::string> NormalizeEncoding(std::string_view value) {
+  std::string upper = ToUpper(value);
+  upper.erase(std::remove(upper.begin(), upper.end(), '-'), upper.end());
+  upper.erase(std::remove(upper.begin(), upper.end(), '_'), upper.end());
+  if (upper == "UTF8" || upper == "UNICODE") return "UTF8";
+  if (upper == "SQLASCII") return "SQL_ASCII";
+  if (upper == "LATIN1") return "LATIN1";
+  return std::nullopt;
+}
+
+// "iso" -> "ISO, MDY", keeping the part not given from `current`, as PostgreSQL does.
+std::optional<std::string> NormalizeDateStyle(std::string_view value, std::string_view current) {
+  std::vector<std::string> parts = SplitOn(current, ',', false);
+  for (std::string& part : parts) part = std::string(StripWhitespace(part));
+  std::string style = parts.empty() ? "ISO" : parts[0];
+  std::string order = parts.size() > 1 ? parts[1] : "MDY";
+  for (const std::string& piece : SplitOn(value, ',', false)) {
+    const std::string word = ToLower(StripWhitespace(piece));
+    if (word == "iso") {
+      style = "ISO";
+    } else if (word == "sql") {
+      style = "SQL";
+    } else if (word == "postgres") {
+      style = "Postgres";
+    } else if (word == "german") {
+      style = "German";
+    } else if (word == "mdy" || word == "us" || word == "noneuropean") {
+      order = "MDY";
+    } else if (word == "dmy" || word == "european") {
+      order = "DMY";
+    } else if (word == "ymd") {
+      order = "YMD";
+    } else {
+      return std::nullopt;
+    }
+  }
+  return style + ", " + order;
+}
+
+}  // namespace
+
+std::string GucKey(std::string_view name) { return ToLower(name); }
+
+const GucDefinition* FindGuc(std::string_view name) {
+  const std::string key = GucKey(name);
+  for (const GucDefinition& guc : kGucs) {
+    if (GucKey(guc.name) == key) return &guc;
+  }
+  return nullptr;
+}
+
+std::vector<std::string_view> ReportedGucs() {
+  std::vector<std::string_view> names;
+  for (const GucDefinition& guc : kGucs) {
+    if (guc.report) names.push_back(guc.name);
+  }
+  return names;
+}
+
+std::string Gucs::DisplayName(std::string_view name) {
+  const GucDefinition* guc = FindGuc(name);
+  return guc ? std::string(guc->name) : GucKey(name);
+}
+
+std::optional<SqlError> Gucs::Validate(std::string_view key, std::string_view value,
+                                       std::string* normalized) const {
+  const GucDefinition* guc = FindGuc(key);
+  *normalized = std::string(value);
+  if (guc == nullptr) return std::nullopt;  // a custom "a.b" option takes any text
+  std::optional<std::string> fixed;
+  switch (guc->type) {
+    case Type::kString:
+      if (key == "timezone" && (GucKey(value) == "utc" || GucKey(value) == "gmt")) {
+        *normalized = ToUpper(value);
+      }
+      return std::nullopt;
+    case Type::kBool:
+      fixed = NormalizeBool(value);
+      if (!fixed) {
+        return SqlError{
+            .sqlstate = "22023",
+            .message = absl::StrFormat("parameter \"%s\" requires a Boolean value", guc->name)};
+      }
+      break;
+    case Type::kInteger:
+      if (!IsInteger(value)) return InvalidValue(guc->name, value);
+      return std::nullopt;
+    case Type::kEncoding:
+      fixed = NormalizeEncoding(value);
+      break;
+    case Type::kDateStyle:
+      fixed = NormalizeDateStyle(value, Get(key).value_or("ISO, MDY"));
+      break;
+  }
+  if (!fixed) return InvalidValue(guc->name, value);
+  *normalized = *fixed;
+  return std::nullopt;
+}
+
+std::optional<SqlError> Gucs::SetResetValue(std::string_view name, std::string_view value) {
+  const std::string key = GucKey(name);
+  if (FindGuc(key) == nullptr && key.find('.') == std::string::npos) {
+    return SqlError{.sqlstate = "42704",
+                    .message = absl::StrFormat("unrecognized configuration parameter \"%s\"", key)};
+  }
+  std::string normalized;
+  if (std::optional<SqlError> error = Validate(key, value, &normalized)) return error;
+  reset_[key] = normalized;
+  return std::nullopt;
+}
+
+std::optional<SqlError> Gucs::Set(std::string_view name, const std::optional<std::string>& value,
+                                  bool local) {
+  const std::string key = GucKey(name);
+  const GucDefinition* guc = FindGuc(key);
+  if (guc == nullptr && key.find('.') == std::string::npos) {
+    return SqlError{.sqlstate = "42704",
+                    .message = absl::StrFormat("unrecognized configuration parameter \"%s\"", key)};
+  }
+  if (guc != nullptr && guc->read_only) {
+    return SqlError{.sqlstate = "55P02",
+                    .message = absl::StrFormat("parameter \"%s\" cannot be changed", guc->name)};
+  }
+  std::map<std::string, std::string>& scope = local ? local_ : session_;
+  if (!value) {
+    // DEFAULT: back to the reset value in this scope.
+    auto reset = reset_.find(key);
+    const std::string fallback = guc ? std::string(guc->default_value) : "";
+    scope[key] = reset != reset_.end() ? reset->second : fallback;
+    if (!local) local_.erase(key);
+    return std::nullopt;
+  }
+  std::string normalized;
+  if (std::optional<SqlError> error = Validate(key, *value, &normalized)) return error;
+  scope[key] = std::move(normalized);
+  if (!local) local_.erase(key);
+  return std::nullopt;
+}
+
+void Gucs::ResetAll() {
+  for (auto it = session_.begin(); it != session_.end();) {
+    const GucDefinition* guc = FindGuc(it->first);
+    it = (guc && guc->no_reset_all) ? std::next(it) : session_.erase(it);
+  }
+  for (auto it = local_.begin(); it != local_.end();) {
+    const GucDefinition* guc = FindGuc(it->first);
+    it = (guc && guc->no_reset_all) ? std::next(it) : local_.erase(it);
+  }
+}
+
+void Gucs::ResetEverything() {
+  session_.clear();
+  local_.clear();
+}
+
+std::optional<std::string> Gucs::Get(std::string_view name) const {
+  const std::string key = GucKey(name);
+  for (const auto* scope : {&local_, &session_, &reset_}) {
+    auto it = scope->find(key);
+    if (it != scope->end()) return it->second;
+  }
+  if (const GucDefinition* guc = FindGuc(key)) return std::string(guc->default_value);
+  return std::nullopt;
+}
+
+std::map<std::string, std::string> Gucs::SessionOverrides() const {
+  std::map<std::string, std::string> out;
+  for (const auto& [key, value] : session_) {
+    auto reset = reset_.find(key);
+    const GucDefinition* guc = FindGuc(key);
+    const std::string base = reset != reset_.end() ? reset->second
+                             : guc                 ? std::string(guc->default_value)
+                                                   : "";
+    if (value != base || (guc == nullptr && reset == reset_.end())) out[key] = value;
+  }
+  return out;
+}
+
+}  // namespace switchyard::sim
