@@ -55,7 +55,7 @@ struct Owner {
   friend bool operator==(const Owner&, const Owner&) = default;
 };
 
-// One change the driver must make to the poll set (epoll_ctl ADD / MOD / DEL).
+// One change the driver must make to the poll set (add, modify or remove a registration).
 struct ArmChange {
   enum class Op { kAdd, kModify, kDelete };
   ConnId conn;
