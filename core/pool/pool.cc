@@ -1,6 +1,7 @@
 // The server-connection pool's bookkeeping: bounds, LIFO reuse, FIFO waiters, timeouts.
 #include "core/pool/pool.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iterator>
@@ -50,8 +51,11 @@ Pool::Result Pool::Release(Instant now, UnitId unit, PooledConnection connection
   // A waiter of the same key takes the connection as it is (LIFO makes it this one); only then
   // may another key's waiter claim the slot by closing it.
   ServeWaiters(key, out);
+  // The connection went idle even when another key's waiter evicted it at once: the owner must
+  // hear it is pooled before it hears to close it.
+  const bool evicted = std::find(out.close.begin(), out.close.end(), conn) != out.close.end();
   auto known = known_.find(conn);
-  if (known != known_.end() && !keys_.at(known->second).lent.contains(conn)) {
+  if (evicted || (known != known_.end() && !keys_.at(known->second).lent.contains(conn))) {
     out.now_idle.push_back(conn);
   }
   CheckInvariants();

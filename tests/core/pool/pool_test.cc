@@ -109,6 +109,21 @@ TEST(PoolTest, EvictionClosesIdleConnectionsOldestFirst) {
   EXPECT_EQ(pool.Counts(Key("a")).idle, 1);
 }
 
+// Found by the simulator: a released connection that another key's waiter evicts at once must
+// still be reported idle first, or the driver is told to close a connection it never pooled.
+TEST(PoolTest, ReleasedConnectionEvictedForAnotherKeyIsReportedIdleThenClosed) {
+  Pool pool(Limits(1, 1));
+  pool.Checkout(Instant{0}, kU1, Key("a"));
+  pool.Checkout(Instant{1}, kU2, Key("b"));  // waits: the overall bound is full
+  Pool::Result result = pool.Release(Instant{2}, kU1, Connection(1, Key("a")));
+  ASSERT_EQ(result.close.size(), 1u);
+  EXPECT_EQ(result.close[0], (ConnId{1, 1}));
+  ASSERT_EQ(result.now_idle.size(), 1u);
+  EXPECT_EQ(result.now_idle[0], (ConnId{1, 1}));
+  EXPECT_EQ(OnlyKind(result), Kind::kConnect);
+  EXPECT_EQ(pool.FindInvariantViolation(), "");
+}
+
 TEST(PoolTest, UnitWithSeveralSlotsReturnsThemOneByOne) {
   Pool pool(Limits(2, 10));
   EXPECT_EQ(OnlyKind(pool.Checkout(Instant{0}, kU1, Key("a"))), Kind::kConnect);

@@ -205,28 +205,27 @@ class Harness {
 
   enum class Cause { kRequest, kTick, kLost };
 
+  // In the order the drivers apply an outcome: a released connection is pooled (now_idle)
+  // before anything is closed, so even one evicted at once for another key's waiter is closed
+  // as a pooled connection, never behind its releasing unit's back.
   void Apply(Services::Outcome outcome, Cause cause) {
+    for (ConnId conn : outcome.now_idle) {
+      RC_ASSERT(IsReleased(conn));
+      idle_.push_back(*released_);
+      released_.reset();
+    }
     for (ConnId conn : outcome.close) Closed(conn, cause);
     for (Services::Delivery& delivery : outcome.deliveries) {
       auto* reply = std::get_if<CheckoutReply>(&delivery.reply);
       RC_ASSERT(reply != nullptr);
       Replied(delivery.unit, *reply, cause);
     }
-    for (ConnId conn : outcome.now_idle) {
-      RC_ASSERT(IsReleased(conn));
-      idle_.push_back(*released_);
-      released_.reset();
-    }
+    RC_ASSERT(!released_.has_value());  // a released connection is pooled or handed on
     CheckBounds();
   }
 
   void Closed(ConnId conn, Cause cause) {
     auto idle = FindIdle(conn);
-    if (IsReleased(conn)) {  // released, then evicted for another key's waiter at once
-      RC_ASSERT(cause == Cause::kRequest);
-      released_.reset();
-      return;
-    }
     RC_ASSERT(idle != idle_.end());
     if (cause == Cause::kRequest) {  // an eviction: the least recently used goes first
       RC_ASSERT(idle == std::min_element(idle_.begin(), idle_.end(),
