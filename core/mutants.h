@@ -1,9 +1,12 @@
 // Deliberately broken variants of single rules, for proving that the simulator's oracles have
-// teeth (DESIGN.md sections 2 and 7). Compiled in only with SWITCHYARD_MUTANTS; otherwise every
-// check below is a constant false and the optimizer removes the broken branch.
+// teeth (DESIGN.md sections 2 and 7). Compiled in only with SWITCHYARD_MUTANTS, which only the
+// simulator's build defines (cmake/Switchyard.cmake); otherwise every check below is a constant
+// false and the optimizer removes the broken branch.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 namespace switchyard {
@@ -13,10 +16,54 @@ enum class Mutant : uint64_t {
   kDropReadyForQuery = 1 << 1,   // lose one ReadyForQuery on its way to the client
   kNeverRearm = 1 << 2,          // never re-arm one of a unit's sockets
   kLeakOnDisconnect = 1 << 3,    // never give a server connection back when a client leaves
-  kCancelWrongServer = 1 << 4,   // forward a cancel to another server connection
+  kCancelWrongServer = 1 << 4,   // deliver a cancel to another client's unit
   kForwardServerFatal = 1 << 5,  // pass a server's FATAL to the client as its own
   kIgnoreWatermark = 1 << 6,     // keep reading the server however slow the client is
 };
+
+struct MutantInfo {
+  Mutant mutant;
+  std::string_view name;  // as `switchyard sim --mutant NAME` spells it
+  std::string_view what;
+};
+
+inline constexpr std::array<MutantInfo, 7> kMutants{{
+    {Mutant::kSkipDiscardAll, "skip-discard-all",
+     "return server connections to the pool without DISCARD ALL"},
+    {Mutant::kDropReadyForQuery, "drop-ready-for-query",
+     "lose the ReadyForQuery that ends a client's second query"},
+    {Mutant::kNeverRearm, "never-rearm",
+     "never re-arm a unit's server socket for reading after its client's second query"},
+    {Mutant::kLeakOnDisconnect, "leak-on-disconnect",
+     "never give a server connection back when its client leaves"},
+    {Mutant::kCancelWrongServer, "cancel-wrong-server",
+     "deliver a matched cancel to the unit of another client, whose query it cancels"},
+    {Mutant::kForwardServerFatal, "forward-server-fatal",
+     "pass a server's FATAL to the client as if it were the client's own"},
+    {Mutant::kIgnoreWatermark, "ignore-watermark",
+     "keep reading the server however far behind the client is"},
+}};
+
+inline constexpr bool kMutantsCompiledIn =
+#ifdef SWITCHYARD_MUTANTS
+    true;
+#else
+    false;
+#endif
+
+inline std::optional<Mutant> MutantByName(std::string_view name) {
+  for (const MutantInfo& info : kMutants) {
+    if (info.name == name) return info.mutant;
+  }
+  return std::nullopt;
+}
+
+inline std::string_view MutantName(Mutant mutant) {
+  for (const MutantInfo& info : kMutants) {
+    if (info.mutant == mutant) return info.name;
+  }
+  return "unknown";
+}
 
 inline constexpr bool IsMutant(uint64_t mutants, Mutant which) {
 #ifdef SWITCHYARD_MUTANTS

@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "absl/strings/str_format.h"
+#include "core/mutants.h"
 #include "core/pool/pool.h"
 #include "core/proxy.h"
 
@@ -35,7 +36,7 @@ PoolLimits LimitsOf(const ProxyConfig& config) {
 class Services::Impl {
  public:
   explicit Impl(const ProxyConfig& config)
-      : pool_(LimitsOf(config)), max_clients_(config.max_clients) {}
+      : pool_(LimitsOf(config)), max_clients_(config.max_clients), mutants_(config.mutants) {}
 
   Outcome Handle(Instant now, UnitId from, ServiceRequest request) {
     if (!from.valid()) Die("a service request from an invalid unit");
@@ -114,6 +115,10 @@ class Services::Impl {
     Outcome out;
     auto found = cancel_keys_.find({request.pid, request.secret});
     if (found == cancel_keys_.end()) return out;
+    if (IsMutant(mutants_, Mutant::kCancelWrongServer)) {
+      // Deliver to the unit of the next key instead: another client's server connection.
+      if (++found == cancel_keys_.end()) found = cancel_keys_.begin();
+    }
     out.deliveries.push_back({found->second, CancelDelivered{}});
     ++counters_.cancels_forwarded;
     return out;
@@ -157,6 +162,7 @@ class Services::Impl {
   Pool pool_;
   int max_clients_;
   std::map<CancelKey, UnitId> cancel_keys_;
+  uint64_t mutants_;
   Counters counters_;
 };
 

@@ -22,11 +22,14 @@ constexpr size_t kScramNonceBytes = 18;
 constexpr size_t kClientBacklogMax = size_t{1} << 20;
 constexpr NodeId kPrimary{0};
 
-// A short-lived connection that carries one CancelRequest to a server.
+// A short-lived connection that carries one CancelRequest to a server. It stays open after the
+// request is sent: the server closes it once it has signalled the backend, and until then the
+// cancel may still hit whatever that backend runs next.
 struct CancelConnection {
   ConnId conn;
   pg::CancelRequest request;
   Instant deadline;
+  bool sent = false;
 };
 
 }  // namespace
@@ -78,6 +81,9 @@ class Unit::Impl {
   // pool slot.
   void DropServer(bool already_closed);
   void FinishReset(Instant now);
+  // Called whenever a cancel connection ends: a reset server connection held back for it may
+  // now go to the pool (or, if a cancel's fate is unknown, must be closed).
+  void AfterCancelEnded(Instant now, bool cancel_fate_unknown);
   void StartCancel(Instant now, const ServerSession& server);
   void MaybeFinishDrain(Instant now);
 
@@ -107,6 +113,10 @@ class Unit::Impl {
   std::optional<Instant> auth_deadline_;
   std::optional<Instant> connect_deadline_;
   std::optional<Instant> reset_deadline_;
+  // The reset finished but a cancel for this connection is still in flight: pooling it now could
+  // let that cancel hit the next client's query.
+  bool release_waits_for_cancel_ = false;
+  uint64_t client_queries_ = 0;  // Query, Sync and FunctionCall messages from this client
   // Set while the client sits idle in session (nothing in flight), when an idle timeout is on.
   std::optional<Instant> idle_deadline_;
 
@@ -277,7 +287,10 @@ void Unit::Impl::PumpClientSession(Instant now) {
       return ClientProtocolError(
           now, absl::InvalidArgumentError("unexpected password message after authentication"));
     }
-    if (message.type == 'Q' || message.type == 'S' || message.type == 'F') ++counters_.queries;
+    if (message.type == 'Q' || message.type == 'S' || message.type == 'F') {
+      ++counters_.queries;
+      ++client_queries_;
+    }
     server_->NoteClientMessage(message.type, message.payload);
     server_->output().append(message.raw);
     if (ServerPending() + server_->output().size() > config_.client_output_high_bytes) {
@@ -355,14 +368,15 @@ void Unit::Impl::OnConnected(Instant now, ConnId conn) {
                          [&](const CancelConnection& c) { return c.conn == conn; });
   if (it != cancels_.end()) {
     Emit(Send{conn, it->request.Encode()});
-    Emit(Close{conn, "cancel sent"});
-    cancels_.erase(it);
+    it->sent = true;
+    it->deadline = now + MsToUs(config_.connect_timeout_ms);
   }
-  (void)now;
 }
 
 void Unit::Impl::OnConnectFailed(Instant now, ConnId conn, std::string_view why) {
-  std::erase_if(cancels_, [&](const CancelConnection& c) { return c.conn == conn; });
+  if (std::erase_if(cancels_, [&](const CancelConnection& c) { return c.conn == conn; }) > 0) {
+    return AfterCancelEnded(now, /*cancel_fate_unknown=*/false);
+  }
   if (!IsServer(conn)) return;
   server_->MarkBroken();
   DropServer(/*already_closed=*/true);
@@ -374,7 +388,11 @@ void Unit::Impl::OnConnectFailed(Instant now, ConnId conn, std::string_view why)
 }
 
 void Unit::Impl::OnClosed(Instant now, ConnId conn, std::string_view why) {
-  std::erase_if(cancels_, [&](const CancelConnection& c) { return c.conn == conn; });
+  if (std::erase_if(cancels_, [&](const CancelConnection& c) { return c.conn == conn; }) > 0) {
+    // The server closes a cancel connection once it has signalled the backend; closed before
+    // the request went out, the cancel never left.
+    return AfterCancelEnded(now, /*cancel_fate_unknown=*/false);
+  }
   if (client_open_ && conn == client_.conn()) {
     client_open_ = false;
     LeaveClient(now);
@@ -475,7 +493,7 @@ void Unit::Impl::PumpServerSession(Instant now) {
       return ServerLost(now, "server ended the session", false);
     }
     if (!(message.type == 'Z' && IsMutant(config_.mutants, Mutant::kDropReadyForQuery) &&
-          counters_.queries == 2)) {
+          client_queries_ == 2)) {
       client_.Forward(message.raw);
     }
     if (message.type == 'Z' && draining_) return MaybeFinishDrain(now);
@@ -488,6 +506,11 @@ void Unit::Impl::PumpServerSession(Instant now) {
 }
 
 void Unit::Impl::PumpServerReset(Instant now) {
+  if (release_waits_for_cancel_) {
+    // Reset already; an idle backend says nothing, so any byte now is one we do not understand.
+    if (!server_->reader().Unconsumed().empty()) DropServer(/*already_closed=*/false);
+    return;
+  }
   while (server_ && server_->state() == ServerSession::State::kReset) {
     auto frame = server_->reader().Next();
     if (!frame.ok() || !frame->has_value()) {
@@ -513,8 +536,23 @@ void Unit::Impl::FinishReset(Instant now) {
     DropServer(false);
     return;
   }
+  if (!cancels_.empty()) {
+    release_waits_for_cancel_ = true;
+    return;
+  }
+  release_waits_for_cancel_ = false;
   Request(ReleaseRequest{server_->ToPooled(now)});
   server_.reset();
+}
+
+void Unit::Impl::AfterCancelEnded(Instant now, bool cancel_fate_unknown) {
+  if (!release_waits_for_cancel_ || !server_) return;
+  if (cancel_fate_unknown) {
+    release_waits_for_cancel_ = false;
+    DropServer(/*already_closed=*/false);
+    return;
+  }
+  if (cancels_.empty()) FinishReset(now);
 }
 
 void Unit::Impl::ServerLost(Instant now, std::string_view why, bool already_closed) {
@@ -553,6 +591,7 @@ void Unit::Impl::DropServer(bool already_closed) {
   server_.reset();
   connect_deadline_.reset();
   reset_deadline_.reset();
+  release_waits_for_cancel_ = false;
   server_read_paused_ = false;
   server_sent_ = 0;
   server_flushed_ = 0;
@@ -561,7 +600,6 @@ void Unit::Impl::DropServer(bool already_closed) {
 void Unit::Impl::StartCancel(Instant now, const ServerSession& server) {
   ConnId conn = env_.NewConnId();
   pg::CancelRequest request{server.backend_pid(), server.backend_secret()};
-  if (IsMutant(config_.mutants, Mutant::kCancelWrongServer)) request.pid += 1;
   cancels_.push_back(CancelConnection{conn, request, now + MsToUs(config_.connect_timeout_ms)});
   Emit(Connect{conn, server.key().node});
 }
@@ -621,11 +659,14 @@ void Unit::Impl::OnCancelDelivered(Instant now) {
 }
 
 void Unit::Impl::OnTimer(Instant now) {
-  std::erase_if(cancels_, [&](const CancelConnection& c) {
+  bool fate_unknown = false;
+  const size_t timed_out = std::erase_if(cancels_, [&](const CancelConnection& c) {
     if (c.deadline > now) return false;
     Emit(Close{c.conn, "cancel connection timed out"});
+    fate_unknown = fate_unknown || c.sent;
     return true;
   });
+  if (timed_out > 0) AfterCancelEnded(now, fate_unknown);
   if (auth_deadline_ && *auth_deadline_ <= now && client_open_) {
     auth_deadline_.reset();
     client_.Fatal("08006", "timeout expired while waiting for startup and authentication");
@@ -720,7 +761,10 @@ bool Unit::Impl::WantsRead(ConnId conn) const {
   if (client_open_ && conn == client_.conn()) {
     return !client_read_paused_ && !client_backlog_paused_;
   }
-  if (IsServer(conn)) return !server_read_paused_;
+  if (IsServer(conn)) {
+    if (IsMutant(config_.mutants, Mutant::kNeverRearm) && client_queries_ >= 2) return false;
+    return !server_read_paused_;
+  }
   return true;
 }
 

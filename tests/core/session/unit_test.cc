@@ -209,10 +209,34 @@ TEST(UnitTest, ClientDisconnectingMidQueryCancelsThenResets) {
   ASSERT_TRUE(decoded.ok());
   EXPECT_EQ(std::get<pg::CancelRequest>(*decoded).pid, 6000);
   EXPECT_EQ(std::get<pg::CancelRequest>(*decoded).secret, 777);  // the server's real key
-  EXPECT_TRUE(h.IsClosed(cancel));
+  EXPECT_FALSE(h.IsClosed(cancel));     // the server closes it once it signalled the backend
   EXPECT_EQ(h.TakeSent(server), "");  // nothing until the cancelled query answers
   h.Receive(server, pg::BuildError("ERROR", "57014", "canceling statement") + Ready());
   EXPECT_EQ(h.TakeSent(server), Q("DISCARD ALL"));
+  h.Receive(server, Complete("DISCARD ALL") + Ready());
+  // Found by the simulator: pooled now, a cancel still on its way could hit the next client's
+  // query. The connection waits until the server has taken the cancel.
+  EXPECT_FALSE(h.unit(u).Finished());
+  h.PeerClosed(cancel);
+  EXPECT_TRUE(h.unit(u).Finished());
+  EXPECT_FALSE(h.IsClosed(server));
+}
+
+TEST(UnitTest, ConnectionWhoseCancelTimedOutAfterSendingIsClosedNotPooled) {
+  Harness h;
+  size_t u = h.Accept();
+  ConnId server = LogIn(h, u, 6000);
+  h.Receive(h.client(u), Q("select pg_sleep(100)"));
+  h.TakeSent(server);
+  h.PeerClosed(h.client(u));
+  ConnId cancel = h.LastConnect();
+  h.Connected(cancel);
+  h.Receive(server, Complete("SELECT 1") + Ready());  // finished before the cancel landed
+  h.Receive(server, Complete("DISCARD ALL") + Ready());
+  h.AdvanceMs(h.config().connect_timeout_ms + 1);  // the server never closed the cancel
+  EXPECT_TRUE(h.IsClosed(cancel));
+  EXPECT_TRUE(h.IsClosed(server));  // where that cancel lands is unknown: never reuse it
+  EXPECT_TRUE(h.unit(u).Finished());
 }
 
 TEST(UnitTest, CancelRequestIsForwardedOnlyWhileQueryInFlight) {
