@@ -1,5 +1,5 @@
-// The driver's lifecycle and its epoll loop thread: readiness, accepting clients, timers,
-// signals and the drain at shutdown. Running units is in driver_run.cc.
+// The driver's lifecycle and its loop thread: accepting clients, timers, signals and the drain
+// at shutdown, plus the helpers the workers share. Running units is in driver_run.cc.
 #include "io_real/driver.h"
 
 #include <netinet/in.h>
@@ -33,6 +33,10 @@ Instant Now() {
   return Instant{duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count()};
 }
 
+UnitRecord::~UnitRecord() {
+  if (set_fd >= 0) ::close(set_fd);
+}
+
 // --- Driver: forwards to DriverImpl ---
 
 Driver::Driver(DriverConfig config, ServicesLike& services, Environment& env, UnitFactory factory)
@@ -54,16 +58,31 @@ DriverImpl::DriverImpl(DriverConfig config, ServicesLike& services, Environment&
       services_(services),
       env_(env),
       factory_(std::move(factory)),
-      sched_(config_.disarm_policy) {
+      sched_(config_.disarm_policy),
+      lingering_(LingeringConfig{config_.lingering_timeout_ms, config_.lingering_drain_ms,
+                                 config_.lingering_sockets_max}) {
   config_.workers = std::max(config_.workers, 1);
-  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  CHECK(epoll_fd_ >= 0) << "epoll_create1: " << std::strerror(errno);
+  poll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  CHECK(poll_fd_ >= 0) << "epoll_create1: " << std::strerror(errno);
+  loop_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  CHECK(loop_fd_ >= 0) << "epoll_create1: " << std::strerror(errno);
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   CHECK(wake_fd_ >= 0) << "eventfd: " << std::strerror(errno);
+  work_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  CHECK(work_fd_ >= 0) << "eventfd: " << std::strerror(errno);
   epoll_event event{};
   event.events = EPOLLIN;  // level-triggered: the loop reads it empty each time
   event.data.u64 = kWakeTag;
-  CHECK(::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &event) == 0) << std::strerror(errno);
+  CHECK(::epoll_ctl(loop_fd_, EPOLL_CTL_ADD, wake_fd_, &event) == 0) << std::strerror(errno);
+  event.data.u64 = kLingeringTag;  // level-triggered: readable while a lingering socket is ready
+  CHECK(::epoll_ctl(loop_fd_, EPOLL_CTL_ADD, lingering_.poll_fd(), &event) == 0)
+      << std::strerror(errno);
+  // Edge-triggered: every write is one new event, which the kernel gives to one waiting worker
+  // (epoll_wait waiters are exclusive), so a wake-up never stampedes them all. The counter is
+  // never read: it only ever moves by one per wake-up and cannot come near overflowing.
+  event.events = EPOLLIN | EPOLLET;
+  event.data.u64 = kWorkTag;
+  CHECK(::epoll_ctl(poll_fd_, EPOLL_CTL_ADD, work_fd_, &event) == 0) << std::strerror(errno);
 }
 
 DriverImpl::~DriverImpl() {
@@ -72,7 +91,7 @@ DriverImpl::~DriverImpl() {
   for (auto& [conn, record] : conns_) {
     if (record->fd >= 0) ::close(record->fd);
   }
-  for (int fd : {listen_fd_, signal_fd_, wake_fd_, epoll_fd_}) {
+  for (int fd : {listen_fd_, signal_fd_, wake_fd_, work_fd_, loop_fd_, poll_fd_}) {
     if (fd >= 0) ::close(fd);
   }
 }
@@ -92,7 +111,7 @@ absl::Status DriverImpl::Listen() {
   epoll_event event{};
   event.events = EPOLLIN;  // level-triggered: accept until EAGAIN, bounded per wake
   event.data.u64 = kListenerTag;
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &event) != 0) {
+  if (::epoll_ctl(loop_fd_, EPOLL_CTL_ADD, listen_fd_, &event) != 0) {
     return absl::InternalError(Cat("epoll_ctl(listener): ", ErrnoText(errno)));
   }
   Log("event=listening address=%s workers=%d", listen_address_, config_.workers);
@@ -115,7 +134,7 @@ absl::Status DriverImpl::Run() {
     epoll_event event{};
     event.events = EPOLLIN;
     event.data.u64 = kSignalTag;
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, signal_fd_, &event);
+    ::epoll_ctl(loop_fd_, EPOLL_CTL_ADD, signal_fd_, &event);
   }
   for (int i = 0; i < config_.workers; ++i) workers_.emplace_back([this] { WorkerMain(); });
   LoopMain();
@@ -131,9 +150,23 @@ DriverStats DriverImpl::Stats() const {
   auto get = [](const std::atomic<uint64_t>& counter) {
     return counter.load(std::memory_order_relaxed);
   };
-  return DriverStats{get(stats_.clients_accepted), get(stats_.runs),       get(stats_.reads),
-                     get(stats_.writes),           get(stats_.epoll_ctls), get(stats_.epoll_waits),
-                     get(stats_.loop_wakes),       get(stats_.connects),   get(stats_.closes)};
+  DriverStats stats;
+  stats.clients_accepted = get(stats_.clients_accepted);
+  stats.runs = get(stats_.runs);
+  stats.reads = get(stats_.reads);
+  stats.writes = get(stats_.writes);
+  stats.epoll_ctls = get(stats_.epoll_ctls);
+  stats.epoll_waits = get(stats_.epoll_waits);
+  stats.unit_set_polls = get(stats_.unit_set_polls);
+  stats.loop_wakes = get(stats_.loop_wakes);
+  stats.worker_wakes = get(stats_.worker_wakes);
+  stats.connects = get(stats_.connects);
+  stats.closes = get(stats_.closes);
+  const LingeringCounts lingering = lingering_.counts();
+  stats.lingering_closes = lingering.closes;
+  stats.lingering_timeouts = lingering.timeouts;
+  stats.lingering_refused = lingering.refused;
+  return stats;
 }
 
 size_t DriverImpl::UnitCount() {
@@ -156,11 +189,17 @@ void DriverImpl::LoopMain() {
     Instant now = Now();
     if (shutdown_requested_.load() && !draining_) BeginDrain(now);
     if (draining_) {
-      if (UnitCount() == 0) return StopWorkersAndDropUnits(false);
-      if (now >= drain_deadline_) return StopWorkersAndDropUnits(true);
+      const bool drained = UnitCount() == 0;
+      if (drained || now >= drain_deadline_) {
+        StopWorkersAndDropUnits(/*forced=*/!drained);
+        return FinishLingering();
+      }
     }
+    // Sockets handed over since the last pass (each hand-over wakes the loop).
+    lingering_.Adopt(now);
+    lingering_.Expire(now);
     const int timeout_ms = PrepareSleep(now);
-    const int count = ::epoll_wait(epoll_fd_, events, kEpollEventsMax, timeout_ms);
+    const int count = ::epoll_wait(loop_fd_, events, kEpollEventsMax, timeout_ms);
     AtomicStats::Add(stats_.epoll_waits);
     if (count < 0) {
       CHECK(errno == EINTR) << "epoll_wait: " << std::strerror(errno);
@@ -173,7 +212,7 @@ void DriverImpl::LoopMain() {
       epoll_event event{};
       event.events = EPOLLIN;
       event.data.u64 = kListenerTag;
-      ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &event);
+      ::epoll_ctl(loop_fd_, EPOLL_CTL_MOD, listen_fd_, &event);
       AcceptClients(now);
     }
     FireTimers(now);
@@ -196,6 +235,7 @@ int DriverImpl::PrepareSleep(Instant now) {
   if (!timers_.empty()) consider(timers_.top().deadline);
   consider(services_deadline_);
   consider(accept_resume_);
+  consider(lingering_.NextDeadline());  // the loop thread's own: no lock needed
   if (draining_) consider(drain_deadline_);
   loop_sleep_until_us_ = earliest ? earliest->us : INT64_MAX;
   if (!earliest) return -1;
@@ -208,38 +248,26 @@ void DriverImpl::HandleEpollBatch(const epoll_event* events, int count, Instant 
   bool accept_ready = false;
   bool wake_ready = false;
   bool signal_ready = false;
-  std::vector<ConnId> pooled;
+  bool lingering_ready = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     loop_sleep_until_us_ = kAwake;
-    for (int i = 0; i < count; ++i) {
-      const uint64_t tag = events[i].data.u64;
-      const uint32_t flags = events[i].events;
-      if (tag == kListenerTag) {
-        accept_ready = true;
-      } else if (tag == kWakeTag) {
-        wake_ready = true;
-      } else if (tag == kSignalTag) {
-        signal_ready = true;
-      } else {
-        const ConnId conn = ConnId::Unpack(tag);
-        const sched::Readiness readiness{
-            (flags & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0,
-            (flags & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0};
-        sched::Scheduler::ReadyResult result = sched_.OnReady(conn, readiness);
-        ApplyAllLocked(result.wake.disarm);
-        if (result.wake.queued) work_cv_.notify_one();
-        if (result.kind == sched::Scheduler::ReadyResult::Kind::kPool) pooled.push_back(conn);
-      }
-    }
-    if (config_.check_scheduler_invariants) sched_.CheckInvariants();
+  }
+  for (int i = 0; i < count; ++i) {
+    const uint64_t tag = events[i].data.u64;
+    CHECK(tag == kListenerTag || tag == kWakeTag || tag == kSignalTag || tag == kLingeringTag)
+        << "unexpected event in the loop's poll set: " << tag;
+    lingering_ready = lingering_ready || tag == kLingeringTag;
+    accept_ready = accept_ready || tag == kListenerTag;
+    wake_ready = wake_ready || tag == kWakeTag;
+    signal_ready = signal_ready || tag == kSignalTag;
   }
   if (wake_ready) {
     uint64_t value;
     (void)!::read(wake_fd_, &value, sizeof(value));
   }
   if (signal_ready) ReadSignals();
-  for (ConnId conn : pooled) IdleConnectionLost(now, conn);
+  if (lingering_ready) lingering_.Poll(now);
   if (accept_ready && listen_fd_ >= 0 && !accept_resume_) AcceptClients(now);
 }
 
@@ -279,13 +307,23 @@ void DriverImpl::AcceptClients(Instant now) {
         kAcceptPauseUs / 1000);
     epoll_event event{};
     event.data.u64 = kListenerTag;
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &event);
+    ::epoll_ctl(loop_fd_, EPOLL_CTL_MOD, listen_fd_, &event);
     accept_resume_ = now + kAcceptPauseUs;
     return;
   }
 }
 
 void DriverImpl::AdmitOne(int fd, const std::string& peer) {
+  auto unit_record = std::make_unique<UnitRecord>();
+  if (config_.disarm_policy == sched::DisarmPolicy::kUnitSet) {
+    unit_record->set_fd = ::epoll_create1(EPOLL_CLOEXEC);
+    if (unit_record->set_fd < 0) {
+      // Out of descriptors: refused like a failed accept, before anyone counted the client.
+      Log("event=client_refused peer=%s error=%s", LogValue(peer), LogValue(ErrnoText(errno)));
+      ::close(fd);
+      return;
+    }
+  }
   const ConnId conn = env_.NewConnId();
   bool admitted;
   {
@@ -293,7 +331,7 @@ void DriverImpl::AdmitOne(int fd, const std::string& peer) {
     admitted = services_.AdmitClient();
   }
   const UnitId id{++next_unit_};
-  auto unit_record = std::make_unique<UnitRecord>();
+  CHECK(id.value <= kUnitIdMax) << "unit id space exhausted";
   unit_record->unit = factory_(id, conn, admitted);
   unit_record->admitted = admitted;
   unit_record->inbox.push_back(Accepted{conn, peer});
@@ -338,7 +376,7 @@ void DriverImpl::FireTimers(Instant now) {
 void DriverImpl::BeginDrain(Instant now) {
   drain_deadline_ = now + MsToUs(config_.drain_timeout_ms);
   if (listen_fd_ >= 0) {
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+    ::epoll_ctl(loop_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
     ::close(listen_fd_);
     listen_fd_ = -1;
   }
@@ -361,46 +399,94 @@ void DriverImpl::StopWorkersAndDropUnits(bool forced) {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
-  work_cv_.notify_all();
+  WriteWorkFd();  // each worker passes the wake-up on as it leaves
   for (std::thread& worker : workers_) worker.join();
   workers_.clear();
   // Only this thread is left. Units still here ran out of drain time; idle pooled server
   // connections are closed with them.
-  const size_t units_dropped = units_.size();
-  const size_t connections_closed = conns_.size();
+  units_dropped_ = units_.size();
+  connections_dropped_ = conns_.size();
   units_.clear();
   for (auto& [conn, record] : conns_) {
     if (record->fd >= 0) ::close(record->fd);
   }
   conns_.clear();
+  forced_ = forced;
+}
+
+void DriverImpl::FinishLingering() {
+  // Only this thread is left, so nothing is offered any more. What the drain's last Closes left
+  // behind gets until its own deadline, but never past the drain's (nor a second signal, which
+  // moves the drain deadline to now): the drain timeout bounds the whole exit.
+  Instant now = Now();
+  lingering_.Adopt(now);
+  if (!lingering_.empty()) {
+    Log("event=shutdown phase=lingering sockets=%d", lingering_.size());
+  }
+  epoll_event events[kEpollEventsMax];
+  while (true) {
+    lingering_.Expire(now);
+    if (lingering_.empty() || now >= drain_deadline_) break;
+    const Instant until = std::min(*lingering_.NextDeadline(), drain_deadline_);
+    const int timeout_ms =
+        static_cast<int>(std::min<int64_t>((until.us - now.us + 999) / 1000, INT_MAX));
+    const int count = ::epoll_wait(loop_fd_, events, kEpollEventsMax, timeout_ms);
+    CHECK(count >= 0 || errno == EINTR) << "epoll_wait: " << std::strerror(errno);
+    now = Now();
+    HandleEpollBatch(events, std::max(count, 0), now);
+  }
+  lingering_.CloseAll();
   const DriverStats stats = Stats();
   Log("event=shutdown phase=done forced=%s units_dropped=%d connections_closed=%d "
-      "clients_accepted=%d runs=%d reads=%d writes=%d epoll_ctls=%d epoll_waits=%d",
-      forced ? "true" : "false", units_dropped, connections_closed, stats.clients_accepted,
-      stats.runs, stats.reads, stats.writes, stats.epoll_ctls, stats.epoll_waits);
+      "clients_accepted=%d runs=%d reads=%d writes=%d epoll_ctls=%d epoll_waits=%d "
+      "unit_set_polls=%d loop_wakes=%d worker_wakes=%d lingering_closes=%d "
+      "lingering_timeouts=%d lingering_refused=%d",
+      forced_ ? "true" : "false", units_dropped_, connections_dropped_, stats.clients_accepted,
+      stats.runs, stats.reads, stats.writes, stats.epoll_ctls, stats.epoll_waits,
+      stats.unit_set_polls, stats.loop_wakes, stats.worker_wakes, stats.lingering_closes,
+      stats.lingering_timeouts, stats.lingering_refused);
 }
 
 // --- Shared helpers ---
 
 void DriverImpl::ApplyLocked(const sched::ArmChange& change) {
-  auto it = conns_.find(change.conn);
-  CHECK(it != conns_.end()) << "arming an unknown connection " << ConnText(change.conn);
-  const int fd = it->second->fd;
-  CHECK(fd >= 0) << "arming a connection without a socket " << ConnText(change.conn);
   epoll_event event{};
-  event.data.u64 = change.conn.packed();
-  event.events = EPOLLONESHOT | (change.interest.read ? EPOLLIN | EPOLLRDHUP : 0) |
-                 (change.interest.write ? EPOLLOUT : 0);
+  int set_fd = poll_fd_;
+  int fd;
+  if (!change.conn.valid()) {
+    // A unit's own set, as one EPOLLONESHOT entry of the shared set: disarming it (no EPOLLIN)
+    // silences all of the unit's connections at once.
+    auto it = units_.find(change.set);
+    CHECK(it != units_.end()) << "arming the set of an unknown unit " << change.set.value;
+    fd = it->second->set_fd;
+    event.data.u64 = UnitSetTag(change.set, change.arming);
+    event.events = EPOLLONESHOT | (change.interest.read ? EPOLLIN : 0);
+  } else {
+    auto it = conns_.find(change.conn);
+    CHECK(it != conns_.end()) << "arming an unknown connection " << ConnText(change.conn);
+    fd = it->second->fd;
+    CHECK(fd >= 0) << "arming a connection without a socket " << ConnText(change.conn);
+    event.data.u64 = change.conn.packed();
+    CHECK((event.data.u64 & kUnitSetTagBit) == 0) << "connection tag collides with unit tags";
+    event.events =
+        (change.interest.read ? EPOLLIN | EPOLLRDHUP : 0) | (change.interest.write ? EPOLLOUT : 0);
+    if (change.set.valid()) {
+      // Level-triggered inside the unit's set: the set's own entry is the one-shot switch.
+      set_fd = units_.at(change.set)->set_fd;
+    } else {
+      event.events |= EPOLLONESHOT;
+    }
+  }
   int op = EPOLL_CTL_MOD;
   if (change.op == sched::ArmChange::Op::kAdd) op = EPOLL_CTL_ADD;
   if (change.op == sched::ArmChange::Op::kDelete) op = EPOLL_CTL_DEL;
-  const int rc = ::epoll_ctl(epoll_fd_, op, fd, &event);
+  const int rc = ::epoll_ctl(set_fd, op, fd, &event);
   AtomicStats::Add(stats_.epoll_ctls);
   if (rc != 0) {
     const int error = errno;
     CHECK(error != EEXIST && error != ENOENT && error != EBADF)
-        << "poll set out of step with the scheduler for " << ConnText(change.conn) << ": "
-        << std::strerror(error);
+        << "poll set out of step with the scheduler for " << ConnText(change.conn) << " (unit "
+        << change.set.value << "): " << std::strerror(error);
     Log("event=epoll_ctl_failed conn=%s error=%s", ConnText(change.conn),
         LogValue(ErrnoText(error)));
   }
@@ -413,7 +499,21 @@ void DriverImpl::ApplyAllLocked(const std::vector<sched::ArmChange>& changes) {
 void DriverImpl::WakeUnitLocked(UnitId unit) {
   sched::Scheduler::WakeResult result = sched_.Wake(unit);
   ApplyAllLocked(result.disarm);
-  if (result.queued) work_cv_.notify_one();
+  if (result.queued) NotifyWorkersLocked();
+}
+
+void DriverImpl::NotifyWorkersLocked() {
+  // A worker that is not waiting checks the queue before it waits again; only a worker asleep
+  // in the poll set needs the eventfd.
+  if (idle_workers_ == 0 || work_wake_pending_) return;
+  work_wake_pending_ = true;
+  WriteWorkFd();
+}
+
+void DriverImpl::WriteWorkFd() {
+  const uint64_t one = 1;
+  (void)!::write(work_fd_, &one, sizeof(one));
+  AtomicStats::Add(stats_.worker_wakes);
 }
 
 void DriverImpl::SetUnitDeadlineLocked(UnitId unit, UnitRecord& record,
@@ -453,8 +553,10 @@ ConnRecord* DriverImpl::FindOwned(ConnId conn, UnitId unit) {
 
 void DriverImpl::CloseConnection(ConnRecord* record) {
   std::unique_ptr<ConnRecord> owned;
+  int poll_set;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    poll_set = PollSetOfLocked(record->id);
     // Forget it first: once the descriptor is closed its number may be reused at once.
     sched_.RemoveConn(record->id);
     auto it = conns_.find(record->id);
@@ -464,16 +566,61 @@ void DriverImpl::CloseConnection(ConnRecord* record) {
   }
   AtomicStats::Add(stats_.closes);
   if (owned->fd < 0) return;
-  bool flushed = !owned->pending();
-  if (!flushed && !owned->dead && !owned->connecting) {
-    // One non-blocking attempt: a Close never waits for a slow peer.
-    const ssize_t n = ::send(owned->fd, owned->out.data() + owned->out_pos,
-                             owned->out.size() - owned->out_pos, MSG_NOSIGNAL | MSG_DONTWAIT);
-    AtomicStats::Add(stats_.writes);
-    flushed = n == static_cast<ssize_t>(owned->out.size() - owned->out_pos);
-  }
-  if (!flushed) ::shutdown(owned->fd, SHUT_RDWR);
+  // A dead connection's peer is gone and a connecting one never received anything: nothing is
+  // left to deliver.
+  if (!owned->dead && !owned->connecting && HandToLingering(*owned, poll_set)) return;
   ::close(owned->fd);
+}
+
+int DriverImpl::PollSetOfLocked(ConnId conn) {
+  // As Scheduler::SetFor: under kUnitSet a unit's connections sit in the unit's own set,
+  // everything else in the shared one.
+  const std::optional<sched::Owner> owner = sched_.OwnerOf(conn);
+  if (!owner || owner->kind != sched::Owner::Kind::kUnit ||
+      config_.disarm_policy != sched::DisarmPolicy::kUnitSet) {
+    return poll_fd_;
+  }
+  auto it = units_.find(owner->unit);
+  return it == units_.end() ? -1 : it->second->set_fd;
+}
+
+bool DriverImpl::HandToLingering(ConnRecord& record, int poll_set) {
+  if (record.pending()) {
+    // One attempt here first: usually the rest fits in the socket buffer, and the socket is
+    // closed at once with no hand-over.
+    ssize_t n;
+    do {
+      n = ::send(record.fd, record.out.data() + record.out_pos, record.out.size() - record.out_pos,
+                 MSG_NOSIGNAL | MSG_DONTWAIT);
+      AtomicStats::Add(stats_.writes);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return false;  // the peer is gone
+    if (n > 0) record.out_pos += static_cast<size_t>(n);
+  }
+  const bool unsent = record.pending();
+  if (!unsent) {
+    // Everything is written. Linux answers a close() with unread input by a reset, which can
+    // destroy what the peer has not read yet; with none (or the peer's FIN) close() sends a
+    // plain FIN and nothing needs to linger. Never waits: one peek.
+    char byte;
+    const ssize_t n = ::recv(record.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    AtomicStats::Add(stats_.reads);
+    if (n <= 0) return false;
+  }
+  // Closing a descriptor takes it out of every poll set; this one stays open, so its entry goes
+  // explicitly (an event still in flight for it finds no connection and is ignored as stale).
+  if (poll_set >= 0) {
+    ::epoll_ctl(poll_set, EPOLL_CTL_DEL, record.fd, nullptr);  // ENOENT: was not registered
+    AtomicStats::Add(stats_.epoll_ctls);
+  }
+  if (!lingering_.Offer(record.fd, std::move(record.out), record.out_pos, Now())) {
+    // The set is full (counted; no log line per close when it matters most). As before
+    // lingering existed: whatever the socket buffer holds may still go out.
+    if (unsent) ::shutdown(record.fd, SHUT_RDWR);
+    return false;
+  }
+  WakeLoop();  // the loop adopts it
+  return true;
 }
 
 void DriverImpl::ApplyOutcome(Instant now, Services::Outcome outcome, UnitId self,

@@ -1,5 +1,6 @@
-// The production driver: an epoll loop thread and a pool of workers that run scheduling units
-// (DESIGN.md section 3) against real sockets.
+// The production driver: a pool of workers that wait on the connections' poll set and run the
+// scheduling units (DESIGN.md section 3) it wakes, plus a loop thread for accepts, timers,
+// signals and the drain.
 //
 //   RealEnvironment env;
 //   Services services(config);
@@ -12,6 +13,7 @@
 //   driver.Run();                                 // until SIGTERM/SIGINT or Shutdown() drained
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -28,6 +30,15 @@ namespace switchyard::io_real {
 
 class DriverImpl;  // io_real/driver_internal.h
 
+// Lingering close (io_real/lingering.h): a Close whose output the peer has not taken yet keeps
+// the socket, writing, for at most kLingeringTimeoutMs; once everything is written the peer has
+// kLingeringDrainMs to close its side. At most kLingeringSocketsMax linger at once (beyond that
+// a Close closes at once); each holds at most the output its connection had queued.
+inline constexpr int64_t kLingeringTimeoutMs = 5'000;
+inline constexpr int64_t kLingeringDrainMs = 2'000;
+inline constexpr size_t kLingeringSocketsMax = 4096;
+static_assert(kLingeringDrainMs <= kLingeringTimeoutMs);
+
 struct DriverConfig {
   SocketAddress listen;
   // Node addresses by NodeId index; index 0 is the primary. Resolved before the driver starts.
@@ -38,26 +49,41 @@ struct DriverConfig {
   // Route SIGTERM and SIGINT through a signalfd (blocking them in the process) and ignore
   // SIGPIPE. Tests turn this off and call Shutdown() instead.
   bool handle_signals = true;
-  sched::DisarmPolicy disarm_policy = sched::DisarmPolicy::kExplicit;
+  // How a queued or running unit's connections are kept out of the poll set (DESIGN.md
+  // section 3). kUnitSet and kExplicit both take ALL of them out; kUnitSet does it with one
+  // poll-set entry per unit instead of one per connection (2 epoll_ctl per request/response
+  // round trip instead of 6).
+  sched::DisarmPolicy disarm_policy = sched::DisarmPolicy::kUnitSet;
   // At most this much is read from one connection in one run; then the unit yields to others.
   size_t read_bytes_per_run_max = size_t{1} << 20;
   ServerSocketOptions server_sockets;
   // Run the scheduler's full consistency check after every run and epoll batch (tests).
   bool check_scheduler_invariants = false;
   int listen_backlog = 1024;
+  // Lingering close bounds (tests shorten them).
+  int64_t lingering_timeout_ms = kLingeringTimeoutMs;
+  int64_t lingering_drain_ms = kLingeringDrainMs;
+  size_t lingering_sockets_max = kLingeringSocketsMax;
 };
 
 // Work and syscalls since the driver started (relaxed counters: for logs and tests).
 struct DriverStats {
   uint64_t clients_accepted = 0;
   uint64_t runs = 0;
-  uint64_t reads = 0;   // read(2) calls, including those that found nothing
-  uint64_t writes = 0;  // send(2) calls
+  // read(2) and send(2) calls, including reads that found nothing (not counting the lingering
+  // set's, which are off the units' path).
+  uint64_t reads = 0;
+  uint64_t writes = 0;
   uint64_t epoll_ctls = 0;
-  uint64_t epoll_waits = 0;
-  uint64_t loop_wakes = 0;  // eventfd writes that woke the loop thread
+  uint64_t epoll_waits = 0;     // all of them: the loop's, the workers', polls of a unit's set
+  uint64_t unit_set_polls = 0;  // of which polls of a unit's own set (kUnitSet)
+  uint64_t loop_wakes = 0;      // eventfd writes that woke the loop thread
+  uint64_t worker_wakes = 0;    // eventfd writes that woke a worker waiting in the poll set
   uint64_t connects = 0;
   uint64_t closes = 0;
+  uint64_t lingering_closes = 0;    // closes whose socket lingered to deliver the rest
+  uint64_t lingering_timeouts = 0;  // of which cut at their deadline (or at shutdown)
+  uint64_t lingering_refused = 0;   // closed at once: the lingering set was full
 };
 
 class Driver {
@@ -80,7 +106,8 @@ class Driver {
   uint16_t listen_port() const;
 
   // Runs the loop on the calling thread and `workers` worker threads until a shutdown has
-  // drained (or its drain timeout passed). Call Listen() first. Returns OK after a shutdown.
+  // drained and the sockets still lingering have finished (or the drain timeout passed). Call
+  // Listen() first. Returns OK after a shutdown.
   absl::Status Run();
 
   // Starts the drain from any thread: stop accepting, BeginDrain every unit, return from Run()

@@ -1,16 +1,36 @@
 // The driver's shared state, used by the loop thread (driver.cc) and the workers
 // (driver_run.cc). Not part of io_real's interface.
 //
+// Threads and poll sets:
+//   poll_fd_  the shared poll set: under kUnitSet one EPOLLONESHOT entry per unit (the unit's
+//             own set, which holds its connections) and the idle pooled connections. The
+//             workers wait on it themselves when no unit is runnable, so a readiness event is
+//             handled by the thread that received it, with no hand-off (no futex wake, no
+//             context switch); with units queued they still look at it once per queue's worth
+//             of runs. It also holds work_fd_, an eventfd that wakes one idle worker when work
+//             is queued by someone who will not run it (the loop thread: accepts, timers, the
+//             drain; a cross-unit delivery).
+//   loop_fd_  the loop thread's own set: the listener, signals, wake_fd_ (deadlines moved
+//             earlier, the last unit gone during a drain, a socket handed to the lingering set)
+//             and the lingering set's own poll set. The loop sleeps towards the nearest timer.
+//
+// Lingering closes (io_real/lingering.h) belong to the loop thread alone. A worker that applies
+// a Close whose output the peer has not taken takes the socket out of the tables and its poll
+// set as before (the core and the scheduler never see it again), then hands the descriptor
+// over and wakes the loop. Keeping them off the workers' shared set means they never meet the
+// scheduler's bookkeeping (EPOLLONESHOT, unit sets, arming numbers), need no lock beyond the
+// hand-over, and their deadlines join the loop's sleep like the timers; the traffic is small
+// and rare (the tail of a slow client's output).
+//
 // Locks, always taken in this order:
 //   services_mu_  serializes every call into ServicesLike, and the application of its Outcome;
 //   mu_           guards the scheduler, the connection and unit tables, the timer heap and the
-//                 poll set (every epoll_ctl on a registered connection happens under it, so an
-//                 arming never races a disarming).
+//                 poll sets (every epoll_ctl on a registered connection or a unit's set happens
+//                 under it, so an arming never races a disarming).
 // A unit (and the ConnRecords it owns) is touched without a lock only by the worker running it.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -23,6 +43,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "core/sched/scheduler.h"
 #include "io_real/driver.h"
+#include "io_real/lingering.h"
 
 namespace switchyard::io_real {
 
@@ -31,10 +52,28 @@ namespace switchyard::io_real {
 inline constexpr uint64_t kListenerTag = 1;
 inline constexpr uint64_t kWakeTag = 2;
 inline constexpr uint64_t kSignalTag = 3;
+inline constexpr uint64_t kWorkTag = 4;
+inline constexpr uint64_t kLingeringTag = 5;  // the lingering set's poll set, in loop_fd_
+// A unit's own poll set (DisarmPolicy::kUnitSet) is tagged with the top bit, its arming number
+// (Scheduler::kArmingMask) and its UnitId. A ConnId's generation never reaches 2^31, so a
+// connection's tag never has the top bit (checked when it is registered).
+inline constexpr uint64_t kUnitSetTagBit = uint64_t{1} << 63;
+inline constexpr int kUnitSetArmingShift = 48;
+inline constexpr uint64_t kUnitIdMax = (uint64_t{1} << kUnitSetArmingShift) - 1;
+static_assert((uint64_t{sched::Scheduler::kArmingMask} << kUnitSetArmingShift) < kUnitSetTagBit);
+inline uint64_t UnitSetTag(UnitId unit, uint32_t arming) {
+  return kUnitSetTagBit | (uint64_t{arming} << kUnitSetArmingShift) | unit.value;
+}
 
 inline constexpr size_t kReadBufferBytes = 64 * 1024;
 inline constexpr int kAcceptsPerWakeMax = 256;
 inline constexpr int kEpollEventsMax = 256;
+// Connections one poll of a unit's own set reports at most (a unit has a client and a few
+// servers; any beyond this are reported by the next poll, the re-arm making sure it comes).
+inline constexpr int kUnitSetEventsMax = 16;
+// Readiness events one worker takes from the poll set at a time; it runs the units they wake
+// one after another, so a bound keeps the others' share for the other workers.
+inline constexpr int kWorkerEventsMax = 32;
 // Flush rounds at the end of a run (a Writable may make the unit send more).
 inline constexpr int kFlushRoundsMax = 4;
 // When accept(2) runs out of descriptors, pause accepting for this long.
@@ -58,13 +97,23 @@ struct ConnRecord {
 };
 
 struct UnitRecord {
+  UnitRecord() = default;
+  UnitRecord(const UnitRecord&) = delete;
+  UnitRecord& operator=(const UnitRecord&) = delete;
+  ~UnitRecord();  // closes set_fd, which also takes it out of the shared poll set
+
   std::unique_ptr<UnitLike> unit;
+  // The unit's own poll set under DisarmPolicy::kUnitSet (an epoll descriptor), else -1.
+  int set_fd = -1;
   bool admitted = false;
   std::vector<Event> inbox;  // Accepted and ServiceReplied for its next run
   bool timer_due = false;
   bool drain_requested = false;
   bool drain_delivered = false;
   std::optional<Instant> deadline;  // the live entry in the timer heap
+  // The connection the unit's last run sent to (set under mu_ at the end of each run): a
+  // request's answer usually comes back on it, so it is read first when the unit's set fires.
+  ConnId last_sent;
 };
 
 struct TimerEntry {
@@ -77,7 +126,7 @@ struct TimerEntry {
 
 struct AtomicStats {
   std::atomic<uint64_t> clients_accepted{0}, runs{0}, reads{0}, writes{0}, epoll_ctls{0},
-      epoll_waits{0}, loop_wakes{0}, connects{0}, closes{0};
+      epoll_waits{0}, unit_set_polls{0}, loop_wakes{0}, worker_wakes{0}, connects{0}, closes{0};
   static void Add(std::atomic<uint64_t>& counter, uint64_t n = 1) {
     counter.fetch_add(n, std::memory_order_relaxed);
   }
@@ -90,6 +139,11 @@ struct RunInput {
   std::vector<Event> inbox;
   bool timer_due = false;
   bool drain = false;
+  // kUnitSet, when the unit's set fired: the connection to read before asking the set which
+  // connections are ready (invalid: ask at once).
+  ConnId guess;
+  // The unit's connections and their records when the run starts (the run keeps it current).
+  std::vector<std::pair<ConnId, ConnRecord*>> owned;
 };
 
 class DriverImpl {
@@ -115,9 +169,15 @@ class DriverImpl {
   void ReadSignals();
   void IdleConnectionLost(Instant now, ConnId conn);
   void StopWorkersAndDropUnits(bool forced);
+  // After the drain: serves the lingering sockets until they finish, their deadlines pass or
+  // the drain deadline does, whichever is first.
+  void FinishLingering();
 
   // --- shared helpers (callers hold mu_ where the name says Locked) ---
   void WakeLoop();
+  // Wakes one worker waiting in the poll set (the caller holds mu_ and just queued a unit).
+  void NotifyWorkersLocked();
+  void WriteWorkFd();
   void ApplyLocked(const sched::ArmChange& change);
   void ApplyAllLocked(const std::vector<sched::ArmChange>& changes);
   void WakeUnitLocked(UnitId unit);
@@ -134,21 +194,34 @@ class DriverImpl {
   // Reads the services' next deadline (caller holds services_mu_ and mu_); true when the loop
   // sleeps past it and must be woken.
   bool RefreshServicesDeadlineLocked(Instant now);
-  // Removes a connection from the tables and closes its descriptor (best-effort flush first).
+  // Removes a connection from the tables and closes its descriptor, or hands it to the
+  // lingering set when the peer still has output to receive or input we never read.
   void CloseConnection(ConnRecord* record);
+  // The poll set a connection's entry is in, if it is registered (Scheduler::SetFor).
+  int PollSetOfLocked(ConnId conn);
+  // True when the descriptor went to the lingering set; false when it can be closed now.
+  bool HandToLingering(ConnRecord& record, int poll_set);
   ConnRecord* FindOwned(ConnId conn, UnitId unit);
 
   // --- driver_run.cc: the workers ---
   void WorkerMain();
-  std::optional<RunInput> NextRun();
+  // Takes the oldest runnable unit for a run into `input` (caller holds mu_); false when none.
+  bool TakeRunLocked(RunInput* input);
+  ConnId GuessLocked(UnitId unit, const UnitRecord& record);
+  // Feeds a batch of poll-set events to the scheduler (caller holds mu_); idle pooled
+  // connections that fired are appended to `pooled`.
+  void HandleReadinessLocked(const struct epoll_event* events, int count,
+                             std::vector<ConnId>* pooled);
 
   DriverConfig config_;
   ServicesLike& services_;
   Environment& env_;
   Driver::UnitFactory factory_;
 
-  int epoll_fd_ = -1;
+  int poll_fd_ = -1;
+  int loop_fd_ = -1;
   int wake_fd_ = -1;
+  int work_fd_ = -1;
   int signal_fd_ = -1;
   int listen_fd_ = -1;
   std::string listen_address_;
@@ -157,8 +230,11 @@ class DriverImpl {
   std::mutex services_mu_;
 
   std::mutex mu_;
-  std::condition_variable work_cv_;
   sched::Scheduler sched_;
+  // Workers blocked in epoll_wait on poll_fd_, and whether a write to work_fd_ is on its way to
+  // one of them (one wake-up at a time is enough: the woken worker re-checks the queue).
+  int idle_workers_ = 0;
+  bool work_wake_pending_ = false;
   absl::flat_hash_map<ConnId, std::unique_ptr<ConnRecord>> conns_;
   absl::flat_hash_map<UnitId, std::unique_ptr<UnitRecord>> units_;
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<TimerEntry>> timers_;
@@ -175,10 +251,16 @@ class DriverImpl {
   uint64_t next_unit_ = 0;
   Instant drain_deadline_;
   std::optional<Instant> accept_resume_;
+  // What StopWorkersAndDropUnits cut, for the last shutdown line.
+  bool forced_ = false;
+  size_t units_dropped_ = 0;
+  size_t connections_dropped_ = 0;
 
   std::atomic<bool> shutdown_requested_{false};
   std::vector<std::thread> workers_;
   AtomicStats stats_;
+  // Offered to by any thread (its own lock); everything else is the loop thread's.
+  LingeringSet lingering_;
 };
 
 }  // namespace switchyard::io_real

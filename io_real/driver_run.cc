@@ -1,12 +1,15 @@
-// The workers: each takes a runnable unit, hands it what happened (queued events, then the
-// bytes its ready sockets hold), carries out the actions it drains, writes its output once at
-// the end, and re-arms it or retires it (DESIGN.md section 3, steps 3-6).
+// The workers: each waits on the connections' poll set itself, runs the units the readiness it
+// receives wakes (no hand-off to another thread), and takes queued units first. A run hands the
+// unit what happened (queued events, then the bytes its ready sockets hold), carries out the
+// actions it drains, writes its output once at the end, and re-arms the unit or retires it
+// (DESIGN.md section 3, steps 2-6).
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <deque>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -21,19 +24,23 @@
 namespace switchyard::io_real {
 namespace {
 
-// One run of one unit on one worker. Every call into the unit is followed by a complete drain
-// of its actions; events those actions produce for the same unit (a connect that finished at
-// once, a service reply) are queued and handed in right after, never re-entrantly.
+// Hang-ups and errors count as readable (a read reveals them) and as writable (a connect in
+// progress learns of them through SO_ERROR).
+sched::Readiness ReadinessOf(uint32_t flags) {
+  return sched::Readiness{(flags & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0,
+                          (flags & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0};
+}
+
+// Runs units on one worker, one at a time. Every call into the unit is followed by a complete
+// drain of its actions; events those actions produce for the same unit (a connect that
+// finished at once, a service reply) are queued and handed in right after, never
+// re-entrantly. One object per worker, so its buffers are reused from run to run.
 class UnitRun {
  public:
-  UnitRun(DriverImpl& driver, RunInput input, char* buffer)
-      : d_(driver),
-        input_(std::move(input)),
-        id_(input_.run.unit),
-        unit_(input_.record->unit.get()),
-        buffer_(buffer) {}
+  UnitRun(DriverImpl& driver, char* buffer) : d_(driver), buffer_(buffer) {}
 
-  void Execute();
+  // `input` was filled by TakeRunLocked; its buffers are kept for the next run.
+  void Execute(RunInput& input);
 
  private:
   // Hands an event in now, or right after the current call when one is in progress.
@@ -49,9 +56,12 @@ class UnitRun {
   void DoClose(const Close& close);
   void DoRequest(RequestService& request);
 
+  bool ReadGuess();
+  void PollUnitSet();
   void HandleReady(ConnId conn, sched::Readiness readiness);
   void FinishConnect(ConnRecord* record);
-  void ReadFrom(ConnId conn);
+  // Reads what the connection holds and hands it in; false when it held nothing at all.
+  bool ReadFrom(ConnId conn);
   void FlushOne(ConnRecord* record);
   void FlushAll();
   void ReportDead(ConnRecord* record, std::string why);
@@ -60,29 +70,55 @@ class UnitRun {
   void End();
   bool TryRetire();
 
-  ConnRecord* Owned(ConnId conn) { return d_.FindOwned(conn, id_); }
+  // The unit's record of `conn`, or null when the unit does not own it. Remembered for the run:
+  // only the run itself changes what its unit owns, and it forgets them when it might have.
+  ConnRecord* Owned(ConnId conn);
+  void ForgetOwned() { input_->owned.clear(); }
 
   DriverImpl& d_;
-  RunInput input_;
-  UnitId id_;
-  UnitLike* unit_;
   char* buffer_;
+  RunInput* input_ = nullptr;
+  UnitId id_;
+  UnitLike* unit_ = nullptr;
   Instant now_;
-  std::deque<Event> local_;
+  std::vector<Event> local_;  // local_[local_next_..] wait to be handed in
+  size_t local_next_ = 0;
   bool dispatching_ = false;
+  std::vector<ConnId> flushing_;
+  std::vector<std::pair<ConnId, sched::Interest>> desired_;
   std::vector<ConnId> dirty_;
   std::vector<std::pair<ConnId, sched::Readiness>> still_ready_;
+  ConnId last_sent_;
 };
 
-void UnitRun::Execute() {
+void UnitRun::Execute(RunInput& input) {
+  input_ = &input;
+  id_ = input.run.unit;
+  unit_ = input.record->unit.get();
+  dirty_.clear();
+  still_ready_.clear();
+  last_sent_ = ConnId{};
   AtomicStats::Add(d_.stats_.runs);
   now_ = Now();
-  for (Event& event : input_.inbox) Post(std::move(event));
-  if (input_.timer_due) Post(TimerFired{});
-  if (input_.drain) Call([this] { unit_->BeginDrain(now_); });
+  for (Event& event : input_->inbox) Post(std::move(event));
+  if (input_->timer_due) Post(TimerFired{});
+  if (input_->drain) Call([this] { unit_->BeginDrain(now_); });
+  // Reading the likely connection first usually makes the poll of the unit's set unnecessary:
+  // anything else ready is reported again when the set is re-armed at the end of the run.
+  if (input_->run.poll_set && !(input_->guess.valid() && ReadGuess())) PollUnitSet();
   OrderReady();
-  for (const auto& [conn, readiness] : input_.run.ready) HandleReady(conn, readiness);
+  for (const auto& [conn, readiness] : input_->run.ready) HandleReady(conn, readiness);
   End();
+  input_->inbox.clear();  // keeps its capacity for the next swap
+}
+
+ConnRecord* UnitRun::Owned(ConnId conn) {
+  for (const auto& [known, record] : input_->owned) {
+    if (known == conn) return record;
+  }
+  ConnRecord* record = d_.FindOwned(conn, id_);
+  if (record != nullptr) input_->owned.emplace_back(conn, record);
+  return record;
 }
 
 void UnitRun::Post(Event event) {
@@ -103,12 +139,14 @@ void UnitRun::Call(F&& call) {
   dispatching_ = true;
   call();
   DrainActions();
-  while (!local_.empty()) {
-    Event next = std::move(local_.front());
-    local_.pop_front();
+  while (local_next_ < local_.size()) {
+    // Moved out first: handling it may queue more (and grow the vector).
+    Event next = std::move(local_[local_next_++]);
     unit_->Handle(now_, next);
     DrainActions();
   }
+  local_.clear();
+  local_next_ = 0;
   dispatching_ = false;
 }
 
@@ -181,6 +219,7 @@ void UnitRun::DoClose(const Close& close) {
   ConnRecord* record = Owned(close.conn);
   CHECK(record != nullptr) << "unit " << id_.value << " closed " << ConnText(close.conn)
                            << ", which it does not own";
+  ForgetOwned();
   d_.CloseConnection(record);
 }
 
@@ -190,12 +229,37 @@ void UnitRun::DoRequest(RequestService& request) {
     std::lock_guard<std::mutex> services_lock(d_.services_mu_);
     d_.ApplyOutcome(now_, d_.services_.Handle(now_, id_, std::move(request.request)), id_, &mine);
   }
+  ForgetOwned();  // the outcome may have given connections to the pool or another unit
   // Answered inline, in this run: no thread hop (DESIGN.md section 2).
   for (ServiceReply& reply : mine) Post(ServiceReplied{std::move(reply)});
 }
 
+bool UnitRun::ReadGuess() {
+  ConnRecord* record = Owned(input_->guess);
+  if (record == nullptr || record->dead || record->connecting || record->fd < 0) return false;
+  if (!unit_->WantsRead(input_->guess)) return false;
+  return ReadFrom(input_->guess);
+}
+
+void UnitRun::PollUnitSet() {
+  // Only this worker polls the set while the unit runs; its entry in the shared set is
+  // disarmed, so no other worker can be told about these connections meanwhile.
+  epoll_event events[kUnitSetEventsMax];
+  int count;
+  do {
+    count = ::epoll_wait(input_->record->set_fd, events, kUnitSetEventsMax, 0);
+  } while (count < 0 && errno == EINTR);
+  AtomicStats::Add(d_.stats_.epoll_waits);
+  AtomicStats::Add(d_.stats_.unit_set_polls);
+  CHECK(count >= 0) << "epoll_wait(unit set): " << std::strerror(errno);
+  for (int i = 0; i < count; ++i) {
+    input_->run.ready.emplace_back(ConnId::Unpack(events[i].data.u64),
+                                   ReadinessOf(events[i].events));
+  }
+}
+
 void UnitRun::OrderReady() {
-  auto& ready = input_.run.ready;
+  auto& ready = input_->run.ready;
   if (ready.size() < 2) return;
   // The client first, then its servers (DESIGN.md section 3, step 4): the unit's own order.
   const std::vector<ConnId> order = unit_->Conns();
@@ -234,17 +298,17 @@ void UnitRun::FinishConnect(ConnRecord* record) {
   Post(Connected{conn});
 }
 
-void UnitRun::ReadFrom(ConnId conn) {
+bool UnitRun::ReadFrom(ConnId conn) {
   size_t total = 0;
   while (true) {
     // Looked up again after every Handle: the unit may have closed or released it.
     ConnRecord* record = Owned(conn);
-    if (record == nullptr || record->dead || record->connecting || record->fd < 0) return;
-    if (!unit_->WantsRead(conn)) return;  // paused; re-armed when it resumes
+    if (record == nullptr || record->dead || record->connecting || record->fd < 0) return true;
+    if (!unit_->WantsRead(conn)) return true;  // paused; re-armed when it resumes
     if (total >= d_.config_.read_bytes_per_run_max) {
       // Yield so one busy connection cannot starve the other units.
       still_ready_.emplace_back(conn, sched::Readiness{true, false});
-      return;
+      return true;
     }
     const ssize_t n = ::read(record->fd, buffer_, kReadBufferBytes);
     AtomicStats::Add(d_.stats_.reads);
@@ -253,13 +317,17 @@ void UnitRun::ReadFrom(ConnId conn) {
       Dispatch(Received{conn, std::string_view(buffer_, static_cast<size_t>(n))});
       // A short read emptied the socket; reading again would only cost an EAGAIN, and the
       // re-arm at the end of the run reports anything that arrives meanwhile.
-      if (static_cast<size_t>(n) < kReadBufferBytes) return;
+      if (static_cast<size_t>(n) < kReadBufferBytes) return true;
       continue;
     }
-    if (n == 0) return ReportDead(record, "closed by peer");
+    if (n == 0) {
+      ReportDead(record, "closed by peer");
+      return true;
+    }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-    return ReportDead(record, ErrnoText(errno));
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return total > 0;
+    ReportDead(record, ErrnoText(errno));
+    return true;
   }
 }
 
@@ -291,20 +359,23 @@ void UnitRun::FlushOne(ConnRecord* record) {
     record->out_pos = 0;
   }
   // The core counts flushed bytes for its watermarks (it may resume reading a server).
-  if (n > 0) Post(Writable{record->id, static_cast<uint64_t>(n)});
+  if (n > 0) {
+    last_sent_ = record->id;
+    Post(Writable{record->id, static_cast<uint64_t>(n)});
+  }
 }
 
 void UnitRun::FlushAll() {
   for (int round = 0; round < kFlushRoundsMax && !dirty_.empty(); ++round) {
-    std::vector<ConnId> list;
-    list.swap(dirty_);
-    for (ConnId conn : list) {
+    flushing_.swap(dirty_);
+    for (ConnId conn : flushing_) {
       ConnRecord* record = Owned(conn);
       if (record == nullptr) continue;
       record->dirty = false;
       if (record->dead || record->connecting || !record->pending()) continue;
       FlushOne(record);
     }
+    flushing_.clear();
   }
   for (ConnId conn : dirty_) {
     // Still pending after the last round: it waits for EPOLLOUT.
@@ -317,39 +388,47 @@ void UnitRun::End() {
   FlushAll();
   if (unit_->Finished() && TryRetire()) return;
   const std::vector<ConnId> listed = unit_->Conns();
-  std::vector<ConnId> owned;
-  {
-    std::lock_guard<std::mutex> lock(d_.mu_);
-    for (ConnId conn : d_.sched_.ConnsOf(id_)) {
-      // Left out: a connection that arrived during this run with a reply for the next one
-      // (which the pending wake-up makes sure comes at once).
-      if (!d_.conns_.at(conn)->in_transit) owned.push_back(conn);
-    }
-  }
-  std::vector<std::pair<ConnId, sched::Interest>> desired;
-  for (ConnId conn : owned) {
-    ConnRecord* record = Owned(conn);
-    CHECK(record != nullptr);
-    if (std::find(listed.begin(), listed.end(), conn) == listed.end()) {
-      // The unit dropped it without a Close (it had seen Closed or ConnectFailed).
-      d_.CloseConnection(record);
-      continue;
-    }
-    sched::Interest interest;
-    if (record->connecting) {
-      interest.write = true;
-    } else if (!record->dead) {
-      interest.read = unit_->WantsRead(conn);
-      interest.write = record->pending();  // EPOLLOUT only while output waits
-    }
-    desired.emplace_back(conn, interest);
-  }
   const std::optional<Instant> deadline = unit_->NextDeadline();
-  std::lock_guard<std::mutex> lock(d_.mu_);
-  sched::Scheduler::EndRunResult result = d_.sched_.EndRun(id_, desired, still_ready_);
+  auto is_listed = [&](ConnId conn) {
+    return std::find(listed.begin(), listed.end(), conn) != listed.end();
+  };
+  std::unique_lock<std::mutex> lock(d_.mu_);
+  desired_.clear();
+  bool dropped = false;
+  d_.sched_.ForEachConnOf(id_, [&](ConnId conn) {
+    // Left out: a connection that arrived during this run with a reply for the next one
+    // (which the pending wake-up makes sure comes at once).
+    if (d_.conns_.at(conn)->in_transit) return;
+    dropped = dropped || !is_listed(conn);
+    desired_.emplace_back(conn, sched::Interest{});
+  });
+  if (dropped) {
+    // The unit dropped a connection without a Close (it had seen Closed or ConnectFailed).
+    lock.unlock();
+    ForgetOwned();
+    std::erase_if(desired_, [&](const auto& entry) {
+      if (is_listed(entry.first)) return false;
+      ConnRecord* record = d_.FindOwned(entry.first, id_);
+      CHECK(record != nullptr) << "a running unit's connection changed owner behind its back";
+      d_.CloseConnection(record);
+      return true;
+    });
+    lock.lock();
+  }
+  for (auto& [conn, interest] : desired_) {
+    const ConnRecord& record = *d_.conns_.at(conn);
+    if (record.connecting) {
+      interest.write = true;
+    } else if (!record.dead) {
+      interest.read = unit_->WantsRead(conn);
+      interest.write = record.pending();  // EPOLLOUT only while output waits
+    }
+  }
+  sched::Scheduler::EndRunResult result = d_.sched_.EndRun(id_, desired_, still_ready_);
   d_.ApplyAllLocked(result.changes);
-  d_.SetUnitDeadlineLocked(id_, *input_.record, deadline);
-  if (result.requeued) d_.work_cv_.notify_one();
+  d_.SetUnitDeadlineLocked(id_, *input_->record, deadline);
+  if (last_sent_.valid()) input_->record->last_sent = last_sent_;
+  // A re-queued unit needs no wake-up: this worker checks the queue before it waits again.
   if (d_.config_.check_scheduler_invariants) d_.sched_.CheckInvariants();
 }
 
@@ -363,7 +442,7 @@ bool UnitRun::TryRetire() {
     std::vector<ConnId> leftovers;
     {
       std::lock_guard<std::mutex> lock(d_.mu_);
-      if (!input_.record->inbox.empty()) return false;  // a reply came: run again first
+      if (!input_->record->inbox.empty()) return false;  // a reply came: run again first
       leftovers = d_.sched_.ConnsOf(id_);
     }
     for (ConnId conn : leftovers) {
@@ -375,9 +454,10 @@ bool UnitRun::TryRetire() {
       }
       d_.CloseConnection(record);
     }
-    if (input_.record->admitted) d_.services_.ClientGone(id_);
+    ForgetOwned();
+    if (input_->record->admitted) d_.services_.ClientGone(id_);
     std::lock_guard<std::mutex> lock(d_.mu_);
-    d_.SetUnitDeadlineLocked(id_, *input_.record, std::nullopt);
+    d_.SetUnitDeadlineLocked(id_, *input_->record, std::nullopt);
     d_.sched_.RemoveUnit(id_);
     auto it = d_.units_.find(id_);
     doomed = std::move(it->second);
@@ -392,15 +472,14 @@ bool UnitRun::TryRetire() {
 
 }  // namespace
 
-std::optional<RunInput> DriverImpl::NextRun() {
-  std::unique_lock<std::mutex> lock(mu_);
-  work_cv_.wait(lock, [&] { return stopping_ || sched_.runnable_count() > 0; });
-  if (stopping_) return std::nullopt;
-  RunInput input;
-  input.run = *sched_.PopRunnable();
-  input.record = units_.at(input.run.unit).get();
-  input.inbox.swap(input.record->inbox);
-  for (const Event& event : input.inbox) {
+bool DriverImpl::TakeRunLocked(RunInput* input) {
+  std::optional<sched::Scheduler::Run> run = sched_.PopRunnable();
+  if (!run) return false;
+  input->run = std::move(*run);
+  input->record = units_.at(input->run.unit).get();
+  input->inbox.clear();
+  input->inbox.swap(input->record->inbox);
+  for (const Event& event : input->inbox) {
     // This run hands the reply in, so the connection stops being in transit.
     const auto* replied = std::get_if<ServiceReplied>(&event);
     const auto* checkout = replied ? std::get_if<CheckoutReply>(&replied->reply) : nullptr;
@@ -409,17 +488,97 @@ std::optional<RunInput> DriverImpl::NextRun() {
       if (it != conns_.end()) it->second->in_transit = false;
     }
   }
-  input.timer_due = std::exchange(input.record->timer_due, false);
-  input.drain = input.record->drain_requested && !input.record->drain_delivered;
-  input.record->drain_delivered = input.record->drain_delivered || input.drain;
-  return input;
+  // What the unit owns, looked up once here under the lock instead of call by call in the run.
+  input->owned.clear();
+  sched_.ForEachConnOf(input->run.unit, [&](ConnId conn) {
+    input->owned.emplace_back(conn, conns_.at(conn).get());
+  });
+  input->timer_due = std::exchange(input->record->timer_due, false);
+  input->guess = input->run.poll_set ? GuessLocked(input->run.unit, *input->record) : ConnId{};
+  input->drain = input->record->drain_requested && !input->record->drain_delivered;
+  input->record->drain_delivered = input->record->drain_delivered || input->drain;
+  return true;
+}
+
+ConnId DriverImpl::GuessLocked(UnitId unit, const UnitRecord& record) {
+  // Only when every armed connection waits for reading alone: a set that may have fired for
+  // writability is polled, so a blocked flush resumes at once.
+  const ConnId conn = record.last_sent;
+  if (!conn.valid() || sched_.OwnerOf(conn) != sched::Owner::OfUnit(unit)) return ConnId{};
+  if (sched_.ArmedOf(conn) != sched::Interest{true, false}) return ConnId{};
+  if (sched_.ArmedForWrite(unit)) return ConnId{};
+  return conn;
+}
+
+void DriverImpl::HandleReadinessLocked(const epoll_event* events, int count,
+                                       std::vector<ConnId>* pooled) {
+  for (int i = 0; i < count; ++i) {
+    const uint64_t tag = events[i].data.u64;
+    if (tag == kWorkTag) {
+      work_wake_pending_ = false;
+      continue;
+    }
+    sched::Scheduler::ReadyResult result;
+    if ((tag & kUnitSetTagBit) != 0) {
+      result = sched_.OnUnitSetReady(
+          UnitId{tag & kUnitIdMax},
+          static_cast<uint32_t>((tag & ~kUnitSetTagBit) >> kUnitSetArmingShift));
+      ApplyAllLocked(result.wake.disarm);
+      continue;
+    }
+    const ConnId conn = ConnId::Unpack(tag);
+    result = sched_.OnReady(conn, ReadinessOf(events[i].events));
+    ApplyAllLocked(result.wake.disarm);
+    if (result.kind == sched::Scheduler::ReadyResult::Kind::kPool) pooled->push_back(conn);
+  }
+  if (config_.check_scheduler_invariants) sched_.CheckInvariants();
 }
 
 void DriverImpl::WorkerMain() {
   std::unique_ptr<char[]> buffer(new char[kReadBufferBytes]);
-  while (std::optional<RunInput> input = NextRun()) {
-    UnitRun(*this, std::move(*input), buffer.get()).Execute();
+  UnitRun runner(*this, buffer.get());
+  RunInput input;
+  epoll_event events[kWorkerEventsMax];
+  std::vector<ConnId> pooled;
+  // Runs left before this worker looks at the poll set again even though units are queued:
+  // one queue's worth, so units that keep re-queueing (timers, the read bound) cannot keep
+  // the readiness of the others waiting.
+  size_t runs_before_poll = 0;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    const bool must_poll = runs_before_poll == 0 && sched_.runnable_count() > 0;
+    if (!must_poll && TakeRunLocked(&input)) {
+      if (runs_before_poll > 0) --runs_before_poll;
+      // More queued than this worker is about to run: let a sleeping one share them.
+      const bool share = sched_.runnable_count() > 0 && idle_workers_ > 0 && !work_wake_pending_;
+      work_wake_pending_ = work_wake_pending_ || share;
+      lock.unlock();
+      if (share) WriteWorkFd();
+      // The unit runs on the thread that found it runnable: no hand-off to another thread.
+      runner.Execute(input);
+      lock.lock();
+      continue;
+    }
+    // Nothing queued: wait for readiness. Units queued: only look (a non-blocking poll).
+    if (!must_poll) ++idle_workers_;
+    lock.unlock();
+    const int count = ::epoll_wait(poll_fd_, events, kWorkerEventsMax, must_poll ? 0 : -1);
+    AtomicStats::Add(stats_.epoll_waits);
+    CHECK(count >= 0 || errno == EINTR) << "epoll_wait: " << std::strerror(errno);
+    lock.lock();
+    if (!must_poll) --idle_workers_;
+    HandleReadinessLocked(events, std::max(count, 0), &pooled);
+    runs_before_poll = sched_.runnable_count();
+    if (!pooled.empty()) {
+      lock.unlock();
+      const Instant now = Now();
+      for (ConnId conn : pooled) IdleConnectionLost(now, conn);
+      pooled.clear();
+      lock.lock();
+    }
   }
+  lock.unlock();
+  WriteWorkFd();  // pass the stop on to the next waiting worker
 }
 
 }  // namespace switchyard::io_real

@@ -2,6 +2,7 @@
 #include "core/sched/scheduler.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
@@ -75,7 +76,7 @@ void Scheduler::AddConn(ConnId conn, Owner owner) {
   CHECK(conn.valid()) << "connection with generation 0";
   CHECK(!conns_.contains(conn)) << "connection added twice " << ConnText(conn);
   if (owner.kind == Owner::Kind::kUnit) UnitRef(owner.unit).conns.insert(conn);
-  conns_.emplace(conn, ConnRecord{owner, false, Interest{}, Readiness{}});
+  conns_.emplace(conn, ConnRecord{owner, false, UnitId{}, Interest{}, Readiness{}});
 }
 
 void Scheduler::DetachFromOwner(ConnId conn, ConnRecord& record) {
@@ -90,15 +91,28 @@ void Scheduler::DetachFromOwner(ConnId conn, ConnRecord& record) {
 std::optional<ArmChange> Scheduler::SetOwner(ConnId conn, Owner owner) {
   ConnRecord& record = ConnRef(conn);
   DetachFromOwner(conn, record);
+  std::optional<ArmChange> change;
+  if (record.registered && record.set != SetFor(owner)) {
+    // kUnitSet: it leaves the old owner's set; the new owner arms it in its own (the pool at
+    // once with ArmPooled, a unit at the end of its next run).
+    change = ArmChange{conn, ArmChange::Op::kDelete, Interest{}, record.set};
+    record.registered = false;
+    record.armed = Interest{};
+  }
   record.owner = owner;
-  if (owner.kind == Owner::Kind::kPool) return std::nullopt;
+  if (owner.kind == Owner::Kind::kPool) return change;
   UnitRecord& unit = UnitRef(owner.unit);
   unit.conns.insert(conn);
   // A queued unit must not be woken twice by its own connections.
   if (unit.state == UnitState::kRunnable && policy_ == DisarmPolicy::kExplicit) {
     return ChangeTo(conn, record, Interest{});
   }
-  return std::nullopt;
+  return change;
+}
+
+UnitId Scheduler::SetFor(Owner owner) const {
+  if (policy_ != DisarmPolicy::kUnitSet || owner.kind == Owner::Kind::kPool) return UnitId{};
+  return owner.unit;
 }
 
 void Scheduler::RemoveConn(ConnId conn) {
@@ -118,6 +132,13 @@ Interest Scheduler::ArmedOf(ConnId conn) const {
   return it == conns_.end() ? Interest{} : it->second.armed;
 }
 
+bool Scheduler::ArmedForWrite(UnitId unit) const {
+  for (ConnId conn : UnitRef(unit).conns) {
+    if (conns_.at(conn).armed.write) return true;
+  }
+  return false;
+}
+
 std::optional<ArmChange> Scheduler::ArmPooled(ConnId conn, Interest interest) {
   ConnRecord& record = ConnRef(conn);
   CHECK(record.owner.kind == Owner::Kind::kPool) << "ArmPooled on a unit's connection";
@@ -125,26 +146,42 @@ std::optional<ArmChange> Scheduler::ArmPooled(ConnId conn, Interest interest) {
 }
 
 std::optional<ArmChange> Scheduler::ChangeTo(ConnId conn, ConnRecord& record, Interest interest) {
+  const UnitId set = SetFor(record.owner);
+  CHECK(!record.registered || record.set == set)
+      << "connection " << ConnText(conn) << " is in another owner's poll set";
   if (interest == record.armed) return std::nullopt;  // includes "disabled and wanted none"
   if (interest.none()) {
     // Removed rather than modified to an empty mask: the kernel always reports EPOLLHUP and
     // EPOLLERR on a registered descriptor, and a paused, hung-up connection would spin.
     record.registered = false;
     record.armed = Interest{};
-    return ArmChange{conn, ArmChange::Op::kDelete, Interest{}};
+    return ArmChange{conn, ArmChange::Op::kDelete, Interest{}, set};
   }
-  ArmChange change{conn, record.registered ? ArmChange::Op::kModify : ArmChange::Op::kAdd,
-                   interest};
+  ArmChange change{conn, record.registered ? ArmChange::Op::kModify : ArmChange::Op::kAdd, interest,
+                   set};
   record.registered = true;
+  record.set = set;
   record.armed = interest;
   return change;
 }
 
-std::vector<ArmChange> Scheduler::DisarmAll(const UnitRecord& unit) {
+std::vector<ArmChange> Scheduler::DisarmAll(UnitId id, UnitRecord& unit) {
   std::vector<ArmChange> changes;
-  if (policy_ == DisarmPolicy::kLazy) return changes;
-  for (ConnId conn : unit.conns) {
-    if (auto change = ChangeTo(conn, ConnRef(conn), Interest{})) changes.push_back(*change);
+  switch (policy_) {
+    case DisarmPolicy::kLazy:
+      break;
+    case DisarmPolicy::kUnitSet:
+      // One entry covers all the unit's connections (unless it fired, which disabled it).
+      if (unit.set_armed) {
+        unit.set_armed = false;
+        changes.push_back(ArmChange{ConnId{}, ArmChange::Op::kModify, Interest{}, id, unit.arming});
+      }
+      break;
+    case DisarmPolicy::kExplicit:
+      for (ConnId conn : unit.conns) {
+        if (auto change = ChangeTo(conn, ConnRef(conn), Interest{})) changes.push_back(*change);
+      }
+      break;
   }
   return changes;
 }
@@ -162,7 +199,7 @@ Scheduler::WakeResult Scheduler::WakeRecord(UnitId id, UnitRecord& unit) {
       unit.state = UnitState::kRunnable;
       runnable_.push_back(id);
       result.queued = true;
-      result.disarm = DisarmAll(unit);
+      result.disarm = DisarmAll(id, unit);
       break;
     case UnitState::kRunning:
       unit.state = UnitState::kRunningWithPendingWake;
@@ -179,6 +216,12 @@ Scheduler::ReadyResult Scheduler::OnReady(ConnId conn, Readiness readiness) {
   auto it = conns_.find(conn);
   if (it == conns_.end()) return result;  // closed since the kernel queued the event
   ConnRecord& record = it->second;
+  // Under kUnitSet only pooled connections are in the shared set: a report for one that has
+  // left it since the event was queued is stale (its new owner's set reports it now).
+  if (policy_ == DisarmPolicy::kUnitSet &&
+      (record.owner.kind == Owner::Kind::kUnit || !record.registered)) {
+    return result;
+  }
   // EPOLLONESHOT disabled the descriptor when it fired; it stays registered.
   record.armed = Interest{};
   if (record.owner.kind == Owner::Kind::kPool) {
@@ -193,6 +236,22 @@ Scheduler::ReadyResult Scheduler::OnReady(ConnId conn, Readiness readiness) {
   return result;
 }
 
+Scheduler::ReadyResult Scheduler::OnUnitSetReady(UnitId unit, uint32_t arming) {
+  ReadyResult result;
+  CHECK(policy_ == DisarmPolicy::kUnitSet) << "a unit's own poll set without kUnitSet";
+  auto it = units_.find(unit);
+  if (it == units_.end()) return result;  // retired since the kernel queued the event
+  UnitRecord& record = it->second;
+  if (record.arming != arming) return result;  // from an arming since superseded
+  // Same arming: real readiness, even when a wake-up disarmed the entry meanwhile.
+  record.set_armed = false;
+  record.set_fired = true;
+  result.kind = ReadyResult::Kind::kUnit;
+  result.unit = unit;
+  result.wake = WakeRecord(unit, record);
+  return result;
+}
+
 Scheduler::WakeResult Scheduler::Wake(UnitId unit) { return WakeRecord(unit, UnitRef(unit)); }
 
 std::optional<Scheduler::Run> Scheduler::PopRunnable() {
@@ -203,6 +262,7 @@ std::optional<Scheduler::Run> Scheduler::PopRunnable() {
   UnitRecord& unit = UnitRef(run.unit);
   CHECK(unit.state == UnitState::kRunnable) << "a queued unit that is not runnable";
   unit.state = UnitState::kRunning;
+  run.poll_set = std::exchange(unit.set_fired, false);
   for (ConnId conn : unit.ready) {
     ConnRecord& record = ConnRef(conn);
     run.ready.emplace_back(conn, record.ready);
@@ -227,7 +287,7 @@ Scheduler::EndRunResult Scheduler::EndRun(
     unit.state = UnitState::kRunnable;
     runnable_.push_back(id);
     result.requeued = true;
-    result.changes = DisarmAll(unit);
+    result.changes = DisarmAll(id, unit);
     return result;
   }
   unit.state = UnitState::kArmed;
@@ -235,12 +295,27 @@ Scheduler::EndRunResult Scheduler::EndRun(
     CHECK(unit.conns.contains(conn)) << "desired interest on a connection unit " << id.value
                                      << " does not own: " << ConnText(conn);
   }
+  bool any_registered = false;
   for (ConnId conn : unit.conns) {
     Interest want;
     for (const auto& [c, interest] : desired) {
       if (c == conn) want = interest;
     }
-    if (auto change = ChangeTo(conn, ConnRef(conn), want)) result.changes.push_back(*change);
+    ConnRecord& record = ConnRef(conn);
+    if (auto change = ChangeTo(conn, record, want)) result.changes.push_back(*change);
+    any_registered = any_registered || record.registered;
+  }
+  if (policy_ == DisarmPolicy::kUnitSet) {
+    CHECK(!unit.set_armed) << "unit " << id.value << " ran with its poll set armed";
+    // An empty set could never fire: leave it disarmed until a connection joins it.
+    if (any_registered) {
+      unit.arming = (unit.arming + 1) & kArmingMask;
+      result.changes.push_back(
+          ArmChange{ConnId{}, unit.set_registered ? ArmChange::Op::kModify : ArmChange::Op::kAdd,
+                    Interest{true, false}, id, unit.arming});
+      unit.set_registered = true;
+      unit.set_armed = true;
+    }
   }
   return result;
 }
@@ -255,6 +330,11 @@ void Scheduler::CheckInvariants() const {
     CHECK((unit.state == UnitState::kRunnable) == queued.contains(id))
         << "unit " << id.value << " runnable but not queued (or the reverse)";
     if (unit.state == UnitState::kArmed) CHECK(unit.ready.empty()) << "armed unit with readiness";
+    if (unit.state != UnitState::kArmed) {
+      CHECK(!unit.set_armed) << "unit " << id.value << " queued or running with its set armed";
+    }
+    CHECK(unit.set_registered || !unit.set_armed) << "unit set armed but not registered";
+    CHECK(policy_ == DisarmPolicy::kUnitSet || !unit.set_registered) << "unit set without kUnitSet";
     for (ConnId conn : unit.conns) {
       auto it = conns_.find(conn);
       CHECK(it != conns_.end()) << "unit lists an unknown connection";
@@ -270,6 +350,8 @@ void Scheduler::CheckInvariants() const {
   }
   for (const auto& [conn, record] : conns_) {
     CHECK(record.registered || record.armed.none()) << "armed but not registered";
+    CHECK(!record.registered || record.set == SetFor(record.owner))
+        << "connection " << ConnText(conn) << " registered in another owner's poll set";
     if (record.owner.kind == Owner::Kind::kPool) {
       CHECK(!record.ready.any()) << "pooled connection with remembered readiness";
       continue;

@@ -1,8 +1,12 @@
 // The scheduler's bookkeeping (DESIGN.md section 3) as pure data: who owns which connection,
 // which units are runnable, and what each connection is registered for in the poll set.
 //
-// A driver (io_real's epoll loop and workers, io_sim's virtual workers) calls it under its own
-// lock and carries out the ArmChanges it returns. Nothing here touches a socket or a clock.
+// A driver (io_real's workers, io_sim's virtual workers) calls it under its own lock and
+// carries out the ArmChanges it returns. Nothing here touches a socket or a clock.
+//
+// Poll sets: the shared set is the one the driver's workers wait on. Under DisarmPolicy
+// kUnitSet each unit also has a set of its own, which holds all of the unit's connections and
+// is itself one EPOLLONESHOT entry of the shared set.
 //
 // Unit states:
 //   kArmed        idle: its connections are armed in the poll set as it asked.
@@ -55,12 +59,18 @@ struct Owner {
   friend bool operator==(const Owner&, const Owner&) = default;
 };
 
-// One change the driver must make to the poll set (add, modify or remove a registration).
+// One change the driver must make to a poll set (add, modify or remove a registration).
 struct ArmChange {
   enum class Op { kAdd, kModify, kDelete };
+  // The connection whose entry changes. Not valid: the change is to the entry that unit `set`'s
+  // own poll set has in the shared set (kUnitSet), armed when `interest.read`.
   ConnId conn;
   Op op = Op::kModify;
-  Interest interest;  // what the connection is registered for afterwards (none for kDelete)
+  Interest interest;  // what the entry is registered for afterwards (none for kDelete)
+  // The set a connection's entry is in: not valid for the shared set, else that unit's own set.
+  UnitId set;
+  // A unit set's entry only: the arming number its events carry back to OnUnitSetReady.
+  uint32_t arming = 0;
   friend bool operator==(const ArmChange&, const ArmChange&) = default;
 };
 
@@ -75,6 +85,12 @@ enum class DisarmPolicy {
   // Leave the others armed; if one fires while the unit is queued or running, the state machine
   // absorbs it (remembered readiness, pending wake). Fewer poll-set changes per transaction.
   kLazy,
+  // Each unit's connections sit (level-triggered) in a poll set of the unit's own, and that set
+  // is one EPOLLONESHOT entry of the shared set. The event that wakes the unit therefore takes
+  // ALL of its connections out of the shared set at once, as kExplicit does, with no call per
+  // connection: a run costs one poll of the unit's set and one re-arm of its entry. Connections
+  // change sets (a DEL and an ADD) only when they change owners.
+  kUnitSet,
 };
 
 class Scheduler {
@@ -90,6 +106,11 @@ class Scheduler {
   UnitState StateOf(UnitId unit) const;
   // The unit's connections, ordered by ConnId (never by hash order).
   std::vector<ConnId> ConnsOf(UnitId unit) const;
+  // Calls `f(ConnId)` for each of them, in the same order, without a copy.
+  template <typename F>
+  void ForEachConnOf(UnitId unit, F&& f) const {
+    for (ConnId conn : UnitRef(unit).conns) f(conn);
+  }
   size_t unit_count() const { return units_.size(); }
 
   // --- Connections ---
@@ -103,6 +124,8 @@ class Scheduler {
   std::optional<Owner> OwnerOf(ConnId conn) const;
   bool HasConn(ConnId conn) const { return conns_.contains(conn); }
   Interest ArmedOf(ConnId conn) const;
+  // Whether any connection of the unit is armed for writing (a connect or output waiting).
+  bool ArmedForWrite(UnitId unit) const;
   // Arms a pool-owned connection (units are armed through EndRun only).
   std::optional<ArmChange> ArmPooled(ConnId conn, Interest interest);
 
@@ -117,8 +140,15 @@ class Scheduler {
     UnitId unit;
     WakeResult wake;
   };
-  // The poll set reported `conn` (EPOLLONESHOT has disabled it in the kernel).
+  // The shared poll set reported `conn` (EPOLLONESHOT has disabled it in the kernel). Under
+  // kUnitSet only pooled connections are in the shared set; any other report is stale.
   ReadyResult OnReady(ConnId conn, Readiness readiness);
+  // Arming numbers wrap at this mask (the driver carries them in a few bits of the event).
+  static constexpr uint32_t kArmingMask = (1u << 15) - 1;
+  // The shared set reported unit `unit`'s own set, armed with `arming` (kUnitSet; EPOLLONESHOT
+  // has disabled the entry). A report from an earlier arming is stale and ignored (kUnknown):
+  // the run that followed it has seen the same readiness, or the re-arm reports it again.
+  ReadyResult OnUnitSetReady(UnitId unit, uint32_t arming);
   // Something other than readiness needs the unit to run (timer, service reply, drain).
   WakeResult Wake(UnitId unit);
 
@@ -127,6 +157,8 @@ class Scheduler {
     UnitId unit;
     // Connections reported ready since the unit last ran, in the order they were reported.
     std::vector<std::pair<ConnId, Readiness>> ready;
+    // kUnitSet: the unit's own set fired; the worker asks it which connections are ready.
+    bool poll_set = false;
   };
   // Takes the oldest runnable unit; it becomes kRunning.
   std::optional<Run> PopRunnable();
@@ -142,6 +174,9 @@ class Scheduler {
 
   size_t runnable_count() const { return runnable_.size(); }
   DisarmPolicy policy() const { return policy_; }
+  // kUnitSet: whether the unit's own set is armed in the shared set, and its arming number.
+  bool SetArmedOf(UnitId unit) const { return UnitRef(unit).set_armed; }
+  uint32_t ArmingOf(UnitId unit) const { return UnitRef(unit).arming; }
 
   // Always-on consistency check of every record; aborts with a message when broken.
   void CheckInvariants() const;
@@ -149,7 +184,8 @@ class Scheduler {
  private:
   struct ConnRecord {
     Owner owner;
-    bool registered = false;  // in the poll set (possibly disabled by EPOLLONESHOT)
+    bool registered = false;  // in a poll set (possibly disabled by EPOLLONESHOT)
+    UnitId set;               // which one, when registered: not valid for the shared set
     Interest armed;           // enabled interest in the kernel; none when disabled/absent
     Readiness ready;          // reported but not yet handed to a run
   };
@@ -157,6 +193,11 @@ class Scheduler {
     UnitState state = UnitState::kArmed;
     std::set<ConnId> conns;
     std::vector<ConnId> ready;  // conns with pending readiness, in report order
+    // kUnitSet: the unit's own set's entry in the shared set.
+    bool set_registered = false;
+    bool set_armed = false;
+    bool set_fired = false;  // reported since the unit last started running
+    uint32_t arming = 0;
   };
 
   UnitRecord& UnitRef(UnitId unit);
@@ -166,8 +207,10 @@ class Scheduler {
   // kArmed → kRunnable, kRunning → kRunningWithPendingWake, otherwise nothing.
   WakeResult WakeRecord(UnitId id, UnitRecord& unit);
   // Takes every armed connection of the unit out of the poll set (policy permitting).
-  std::vector<ArmChange> DisarmAll(const UnitRecord& unit);
+  std::vector<ArmChange> DisarmAll(UnitId id, UnitRecord& unit);
   std::optional<ArmChange> ChangeTo(ConnId conn, ConnRecord& record, Interest interest);
+  // The set a connection with this owner belongs in.
+  UnitId SetFor(Owner owner) const;
   void DetachFromOwner(ConnId conn, ConnRecord& record);
 
   DisarmPolicy policy_;

@@ -235,8 +235,10 @@ class FakeUnit : public UnitLike {
   std::deque<Action> outbox_;
 };
 
-// Echoes the client's bytes. "tick\n" arms a 20 ms timer that answers "tock\n". A refused
-// (not admitted) client is told "full\n". On drain it says "bye\n" and closes, unless stubborn.
+// Echoes the client's bytes. "tick\n" arms a 20 ms timer that answers "tock\n"; "spin\n" makes
+// the unit busy forever (a timer due at once, whose run takes 200 us, re-armed each time). A
+// refused (not admitted) client is told "full\n". On drain it says "bye\n" and closes, unless
+// stubborn.
 class EchoUnit final : public FakeUnit {
  public:
   EchoUnit(bool admitted, bool stubborn) : admitted_(admitted), stubborn_(stubborn) {}
@@ -253,9 +255,15 @@ class EchoUnit final : public FakeUnit {
     } else if (auto* received = std::get_if<Received>(&event)) {
       if (received->bytes == "tick\n") {
         deadline_ = now + 20'000;
+      } else if (received->bytes == "spin\n") {
+        spinning_ = true;
+        deadline_ = now;
       } else {
         Push(Send{client_, std::string(received->bytes)});
       }
+    } else if (std::holds_alternative<TimerFired>(event) && spinning_) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      deadline_ = now;
     } else if (std::holds_alternative<TimerFired>(event)) {
       deadline_.reset();
       Push(Send{client_, "tock\n"});
@@ -280,6 +288,7 @@ class EchoUnit final : public FakeUnit {
   const bool stubborn_;
   ConnId client_;
   bool open_ = false;
+  bool spinning_ = false;
   std::optional<Instant> deadline_;
 };
 
@@ -431,9 +440,10 @@ class DriverHarness {
   std::atomic<bool> returned_{false};
 };
 
-DriverConfig TwoWorkers() {
+DriverConfig TwoWorkers(sched::DisarmPolicy policy = sched::DisarmPolicy::kUnitSet) {
   DriverConfig config;
   config.workers = 2;
+  config.disarm_policy = policy;
   config.drain_timeout_ms = 5'000;
   config.check_scheduler_invariants = true;
   return config;
@@ -441,8 +451,16 @@ DriverConfig TwoWorkers() {
 
 // --- Tests ---
 
-TEST(DriverTest, EchoesEveryClientsBytesConcurrently) {
-  DriverHarness harness(UnitKind::kEcho, TwoWorkers());
+// The tests that race units against each other run under every disarm policy.
+class DriverPolicyTest : public ::testing::TestWithParam<sched::DisarmPolicy> {};
+
+INSTANTIATE_TEST_SUITE_P(Policies, DriverPolicyTest,
+                         ::testing::Values(sched::DisarmPolicy::kUnitSet,
+                                           sched::DisarmPolicy::kExplicit,
+                                           sched::DisarmPolicy::kLazy));
+
+TEST_P(DriverPolicyTest, EchoesEveryClientsBytesConcurrently) {
+  DriverHarness harness(UnitKind::kEcho, TwoWorkers(GetParam()));
   constexpr int kClients = 8;
   constexpr int kMessages = 200;
   std::vector<std::thread> clients;
@@ -466,8 +484,8 @@ TEST(DriverTest, EchoesEveryClientsBytesConcurrently) {
   EXPECT_EQ(harness.driver().stats().clients_accepted, static_cast<uint64_t>(kClients));
 }
 
-TEST(DriverTest, LargeTransfersSurviveTheReadBoundAndPartialWrites) {
-  DriverConfig config = TwoWorkers();
+TEST_P(DriverPolicyTest, LargeTransfersSurviveTheReadBoundAndPartialWrites) {
+  DriverConfig config = TwoWorkers(GetParam());
   config.read_bytes_per_run_max = 64 * 1024;  // forces many yields
   DriverHarness harness(UnitKind::kEcho, config);
   const int fd = ConnectTo(harness.port());
@@ -491,6 +509,33 @@ TEST(DriverTest, UnitTimerFires) {
   EXPECT_EQ(ReadExactly(fd, 5), "tock\n");
   EXPECT_GE(steady_clock::now() - start, milliseconds(20));
   ::close(fd);
+}
+
+TEST(DriverTest, UnitsThatKeepRequeueingDoNotStarveTheOthersReadiness) {
+  DriverHarness harness(UnitKind::kEcho, TwoWorkers());
+  // Eight units always due, each run taking 200 us: two workers hardly see an empty queue.
+  std::vector<int> spinners;
+  for (int i = 0; i < 8; ++i) {
+    spinners.push_back(ConnectTo(harness.port()));
+    WriteAll(spinners.back(), "spin\n");
+  }
+  std::this_thread::sleep_for(milliseconds(20));
+  const int fd = ConnectTo(harness.port());
+  constexpr int kRoundTrips = 50;
+  const uint64_t runs_before = harness.driver().stats().runs;
+  int answered = 0;
+  for (int i = 0; i < kRoundTrips; ++i) {
+    WriteAll(fd, "ping\n");
+    if (ReadExactly(fd, 5) == "ping\n") ++answered;
+  }
+  EXPECT_EQ(answered, kRoundTrips);
+  // Each round trip waits for about one pass over the queue (the spinners' runs), not for the
+  // queue to run empty, which it hardly ever does.
+  const double runs_per_round_trip =
+      double(harness.driver().stats().runs - runs_before) / kRoundTrips;
+  EXPECT_LT(runs_per_round_trip, 40.0);
+  ::close(fd);
+  for (int spinner : spinners) ::close(spinner);
 }
 
 TEST(DriverTest, ShutdownDrainsEveryClientAndReturns) {
@@ -572,9 +617,9 @@ TEST(DriverTest, ForwardsThroughAPooledServerConnectionAndReusesIt) {
   EXPECT_EQ(harness.services().reused_.load(), 1);
 }
 
-TEST(DriverTest, OneServerConnectionHandedFromClientToClient) {
+TEST_P(DriverPolicyTest, OneServerConnectionHandedFromClientToClient) {
   UpperCaseServer server;
-  DriverConfig config = TwoWorkers();
+  DriverConfig config = TwoWorkers(GetParam());
   config.nodes.push_back(Loopback(server.port()));
   DriverHarness harness(UnitKind::kForward, config, 1000, /*max_servers=*/1);
   // Clients queue for the single connection; each release hands it straight to a waiting unit,
@@ -602,9 +647,9 @@ TEST(DriverTest, OneServerConnectionHandedFromClientToClient) {
   EXPECT_GE(harness.services().reused_.load(), kClients * kSessions - 1);
 }
 
-TEST(DriverTest, IdlePooledConnectionClosedByTheServerIsDropped) {
+TEST_P(DriverPolicyTest, IdlePooledConnectionClosedByTheServerIsDropped) {
   UpperCaseServer server;
-  DriverConfig config = TwoWorkers();
+  DriverConfig config = TwoWorkers(GetParam());
   config.nodes.push_back(Loopback(server.port()));
   DriverHarness harness(UnitKind::kForward, config);
 
@@ -652,6 +697,8 @@ struct PerRoundTrip {
   double epoll_ctls = 0;
   double reads = 0;
   double writes = 0;
+  double unit_set_polls = 0;
+  double worker_wakes = 0;
 };
 
 PerRoundTrip MeasureRoundTrips(DriverHarness& harness, const std::string& request,
@@ -672,7 +719,9 @@ PerRoundTrip MeasureRoundTrips(DriverHarness& harness, const std::string& reques
   ::close(fd);
   return PerRoundTrip{double(after.epoll_ctls - before.epoll_ctls) / kRoundTrips,
                       double(after.reads - before.reads) / kRoundTrips,
-                      double(after.writes - before.writes) / kRoundTrips};
+                      double(after.writes - before.writes) / kRoundTrips,
+                      double(after.unit_set_polls - before.unit_set_polls) / kRoundTrips,
+                      double(after.worker_wakes - before.worker_wakes) / kRoundTrips};
 }
 
 TEST(DriverTest, EchoRoundTripCostsOneReadOneWriteOneRearm) {
@@ -681,30 +730,44 @@ TEST(DriverTest, EchoRoundTripCostsOneReadOneWriteOneRearm) {
   EXPECT_LE(cost.reads, 1.05);
   EXPECT_LE(cost.writes, 1.05);
   EXPECT_LE(cost.epoll_ctls, 1.05);
+  // A unit with one connection knows which one its set reported.
+  EXPECT_LE(cost.unit_set_polls, 0.05);
+  // The worker that is told of the readiness runs the unit: nobody else is woken for it.
+  EXPECT_LE(cost.worker_wakes, 0.05);
 }
 
 TEST(DriverTest, ForwardedRoundTripSyscallsPerDisarmPolicy) {
   UpperCaseServer server;
-  PerRoundTrip cost[2];
-  for (int lazy = 0; lazy < 2; ++lazy) {
-    DriverConfig config = TwoWorkers();
+  const sched::DisarmPolicy policies[] = {
+      sched::DisarmPolicy::kExplicit, sched::DisarmPolicy::kLazy, sched::DisarmPolicy::kUnitSet};
+  const char* names[] = {"explicit", "lazy", "unit_set"};
+  PerRoundTrip cost[3];
+  for (int i = 0; i < 3; ++i) {
+    DriverConfig config = TwoWorkers(policies[i]);
     config.nodes.push_back(Loopback(server.port()));
-    config.disarm_policy = lazy ? sched::DisarmPolicy::kLazy : sched::DisarmPolicy::kExplicit;
     DriverHarness harness(UnitKind::kForward, config);
-    cost[lazy] = MeasureRoundTrips(harness, "ping\n", "PING\n");
-    std::printf("policy=%s epoll_ctl=%.2f read=%.2f write=%.2f per round trip\n",
-                lazy ? "lazy" : "explicit", cost[lazy].epoll_ctls, cost[lazy].reads,
-                cost[lazy].writes);
+    cost[i] = MeasureRoundTrips(harness, "ping\n", "PING\n");
+    std::printf(
+        "policy=%s epoll_ctl=%.2f read=%.2f write=%.2f unit_set_polls=%.2f "
+        "worker_wakes=%.2f per round trip\n",
+        names[i], cost[i].epoll_ctls, cost[i].reads, cost[i].writes, cost[i].unit_set_polls,
+        cost[i].worker_wakes);
   }
-  // Client in, server out, server in, client out: two reads and two writes either way.
+  // Client in, server out, server in, client out: two reads and two writes either way, and no
+  // worker woken to run what another worker was told of.
   for (const PerRoundTrip& c : cost) {
     EXPECT_LE(c.reads, 2.1);
     EXPECT_LE(c.writes, 2.1);
+    EXPECT_LE(c.worker_wakes, 0.05);
   }
   // Explicit: remove the other socket, re-add it, re-arm the one that fired, per direction.
   EXPECT_LE(cost[0].epoll_ctls, 6.1);
   // Lazy: only the socket that fired is re-armed.
   EXPECT_LE(cost[1].epoll_ctls, 2.1);
+  // Unit set: only the unit's entry is re-armed, and the reply is read from the connection
+  // the request went to without asking the set first.
+  EXPECT_LE(cost[2].epoll_ctls, 2.1);
+  EXPECT_LE(cost[2].unit_set_polls, 0.1);
 }
 
 }  // namespace
