@@ -5,7 +5,7 @@ C_COMPILER ?= clang
 CMAKE_ARGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test unit demo bench fuzz regress clean
+.PHONY: all deps configure build test unit demo bench bench-sim fuzz fuzz-sim regress clean
 
 all: build
 
@@ -39,6 +39,17 @@ bench: build
 FUZZ_SECONDS ?= 300
 fuzz: build
 	bash scripts/fuzz.sh $(BUILD_DIR) $(FUZZ_SECONDS)
+
+# Long simulator campaigns, one shard per core: `make fuzz-sim SEEDS=1..100000` (without SEEDS,
+# a fresh random range of 10,000 seeds). SIM_ARGS adds options, e.g. SIM_ARGS='--mutant NAME'.
+SEEDS ?=
+SIM_ARGS ?=
+fuzz-sim: build
+	bash scripts/fuzz-sim.sh $(BUILD_DIR)/switchyard "$(SEEDS)" $(SIM_ARGS)
+
+# The simulator's speed on one core: simulated client queries per wall-clock second.
+bench-sim: build
+	bash bench/sim-speed.sh $(BUILD_DIR)/switchyard
 
 regress: build
 	bash scripts/run-regress.sh $(BUILD_DIR)/switchyard

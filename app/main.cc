@@ -4,6 +4,7 @@
 
 #include "CLI/CLI.hpp"
 #include "app/serve.h"
+#include "app/sim_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -12,6 +13,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   switchyard::app::ServeCommand serve;
   switchyard::app::AddServeCommand(app, serve);
+  CLI::App* sim = AddSimulatorCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -19,5 +21,6 @@ int main(int argc, char** argv) {
     return app.exit(error) == 0 ? 0 : 2;
   }
   if (serve.command->parsed()) return switchyard::app::RunServe(serve);
+  if (sim->parsed()) return RunSimulatorCommand();
   return 2;
 }

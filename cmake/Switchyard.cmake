@@ -10,16 +10,44 @@ else()
   set(SWITCHYARD_SAN_COMPILE_FLAGS ${SWITCHYARD_SAN_FLAGS})
 endif()
 
-# switchyard_library(NAME SOURCES ... DEPS ... [SAN_DEPS ...])
+# switchyard_library(NAME SOURCES ... DEPS ... [EXTERNAL ...] [SIM_TWIN | SIM_ONLY])
 # DEPS are our own libraries (their _san twins are used for the sanitized variant) followed by
 # external ones after the keyword EXTERNAL.
+#
+# Mutants (DESIGN.md sections 2 and 7) exist only in the simulator's build, which is compiled
+# with SWITCHYARD_MUTANTS defined and with our namespace renamed (`switchyard` becomes
+# `switchyard_sim`), so it links into the same binary as the production build without one
+# symbol in common: `serve` runs code in which every mutant check is a constant false.
+#   SIM_TWIN: also build NAME_sim, the simulator's build of a production library.
+#   SIM_ONLY: the library exists only for the simulator; NAME itself is the simulator's build.
+# Sanitized twins carry SWITCHYARD_MUTANTS (they link no production code).
 function(switchyard_library name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;EXTERNAL" ${ARGN})
-  add_library(${name} STATIC ${ARG_SOURCES})
+  cmake_parse_arguments(ARG "SIM_TWIN;SIM_ONLY" "" "SOURCES;DEPS;EXTERNAL" ${ARGN})
+  set(sim_deps "")
+  foreach(dep ${ARG_DEPS})
+    get_property(twin GLOBAL PROPERTY SWITCHYARD_SIM_TWIN_${dep})
+    if(twin)
+      list(APPEND sim_deps ${dep}_sim)
+    else()
+      list(APPEND sim_deps ${dep})
+    endif()
+  endforeach()
+  set(sim_definitions SWITCHYARD_MUTANTS=1 switchyard=switchyard_sim)
+  if(ARG_SIM_ONLY)
+    add_library(${name} STATIC ${ARG_SOURCES})
+    target_compile_definitions(${name} PUBLIC ${sim_definitions})
+    target_link_libraries(${name} PUBLIC ${sim_deps} ${ARG_EXTERNAL})
+  else()
+    add_library(${name} STATIC ${ARG_SOURCES})
+    target_link_libraries(${name} PUBLIC ${ARG_DEPS} ${ARG_EXTERNAL})
+  endif()
   target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
-  target_link_libraries(${name} PUBLIC ${ARG_DEPS} ${ARG_EXTERNAL})
-  if(SWITCHYARD_MUTANTS)
-    target_compile_definitions(${name} PUBLIC SWITCHYARD_MUTANTS=1)
+  if(ARG_SIM_TWIN)
+    set_property(GLOBAL PROPERTY SWITCHYARD_SIM_TWIN_${name} TRUE)
+    add_library(${name}_sim STATIC ${ARG_SOURCES})
+    target_include_directories(${name}_sim PUBLIC ${PROJECT_SOURCE_DIR})
+    target_compile_definitions(${name}_sim PUBLIC ${sim_definitions})
+    target_link_libraries(${name}_sim PUBLIC ${sim_deps} ${ARG_EXTERNAL})
   endif()
   if(SWITCHYARD_SANITIZED)
     set(san_deps "")
@@ -29,11 +57,9 @@ function(switchyard_library name)
     add_library(${name}_san STATIC ${ARG_SOURCES})
     target_include_directories(${name}_san PUBLIC ${PROJECT_SOURCE_DIR})
     target_compile_options(${name}_san PRIVATE ${SWITCHYARD_SAN_COMPILE_FLAGS})
+    target_compile_definitions(${name}_san PUBLIC SWITCHYARD_MUTANTS=1)
     target_link_options(${name}_san PUBLIC ${SWITCHYARD_SAN_FLAGS})
     target_link_libraries(${name}_san PUBLIC ${san_deps} ${ARG_EXTERNAL})
-    if(SWITCHYARD_MUTANTS)
-      target_compile_definitions(${name}_san PUBLIC SWITCHYARD_MUTANTS=1)
-    endif()
   endif()
 endfunction()
 

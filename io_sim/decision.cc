@@ -1,4 +1,4 @@
-// The decision-source helpers and the two sources the simulator ships with.
+// The decision-source helpers and the sources the simulator ships with.
 #include "io_sim/decision.h"
 
 #include <cstring>
@@ -51,6 +51,26 @@ uint64_t ScriptedDecisions::Below(uint64_t n, std::string_view what) {
   const uint64_t raw = next_ < values_.size() ? values_[next_] : fallback_;
   ++next_;
   return raw % n;
+}
+
+void PlannedDecisions::Plan(std::string_view what, uint64_t value) {
+  auto it = plans_.find(what);
+  if (it == plans_.end()) it = plans_.emplace(std::string(what), std::deque<uint64_t>{}).first;
+  CHECK(it->second.size() < kPlansPerLabelMax) << "too many plans for " << what;
+  it->second.push_back(value);
+}
+
+uint64_t PlannedDecisions::Below(uint64_t n, std::string_view what) {
+  CHECK(n >= 1) << "Below(0) for " << what;
+  ++decisions_;
+  uint64_t value = kLast;
+  auto it = plans_.find(what);
+  if (it != plans_.end() && !it->second.empty()) {
+    value = it->second.front();
+    it->second.pop_front();
+    ++planned_used_;
+  }
+  return value < n ? value : n - 1;
 }
 
 }  // namespace switchyard::io_sim

@@ -5,12 +5,15 @@
 //
 // The `what` label names the choice ("net.latency", "sched.step", ...) for traces and for
 // generators that want to shape values per choice. Neither PrngDecisions nor ScriptedDecisions
-// look at it: a label never changes a result.
+// look at it: a label never changes a result. PlannedDecisions does: it answers per label.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -70,6 +73,36 @@ class ScriptedDecisions final : public DecisionSource {
   std::vector<uint64_t> values_;
   uint64_t fallback_;
   size_t next_ = 0;
+};
+
+// Answers each choice from a queue kept for its label; a choice with nothing planned gets its
+// last alternative (n - 1), and so does a planned value past n - 1 (it saturates rather than
+// wraps, so a plan never turns into some other choice). With nothing planned every Chance is
+// false, every Between gives its top and every Pick its last candidate: a fault that is on in
+// the configuration strikes only where a plan says so. A RapidCheck property plans the choices
+// its commands generated (tests/sim_shrink): shrinking away a command removes its plan, and the
+// choice falls back to "nothing happens".
+class PlannedDecisions final : public DecisionSource {
+ public:
+  // A plan for the last alternative: a Chance that comes out false.
+  static constexpr uint64_t kLast = UINT64_MAX;
+  // Plans per label; past this a test planned far more than a run can use.
+  static constexpr size_t kPlansPerLabelMax = size_t{1} << 16;
+
+  // The next choice labelled `what` that has no earlier plan gets `value` (saturated).
+  void Plan(std::string_view what, uint64_t value);
+  // Forgets every plan not used yet (a liveness phase heals the faults they would inflict).
+  void Clear() { plans_.clear(); }
+  uint64_t Below(uint64_t n, std::string_view what) override;
+
+  uint64_t decisions() const { return decisions_; }
+  // Choices a plan answered.
+  uint64_t planned_used() const { return planned_used_; }
+
+ private:
+  std::map<std::string, std::deque<uint64_t>, std::less<>> plans_;
+  uint64_t decisions_ = 0;
+  uint64_t planned_used_ = 0;
 };
 
 }  // namespace switchyard::io_sim

@@ -51,29 +51,29 @@ void SimNetwork::Record(std::string_view kind, std::initializer_list<int64_t> fi
 // ---------------------------------------------------------------- lookup
 
 SimNetwork::Link* SimNetwork::Find(LinkId id) {
-  auto it = links_.find(id);
-  return it == links_.end() ? nullptr : &it->second;
+  auto it = link_index_.find(id.value);
+  return it == link_index_.end() ? nullptr : it->second;
 }
 
 const SimNetwork::Link* SimNetwork::Find(LinkId id) const {
-  auto it = links_.find(id);
-  return it == links_.end() ? nullptr : &it->second;
+  auto it = link_index_.find(id.value);
+  return it == link_index_.end() ? nullptr : it->second;
 }
 
 SimNetwork::Link* SimNetwork::FindConn(ConnId conn) {
   auto it = by_conn_.find(conn);
-  return it == by_conn_.end() ? nullptr : Find(it->second);
+  return it == by_conn_.end() ? nullptr : it->second;
 }
 
 const SimNetwork::Link* SimNetwork::FindConn(ConnId conn) const {
   auto it = by_conn_.find(conn);
-  return it == by_conn_.end() ? nullptr : Find(it->second);
+  return it == by_conn_.end() ? nullptr : it->second;
 }
 
 std::optional<LinkId> SimNetwork::LinkOf(ConnId conn) const {
-  auto it = by_conn_.find(conn);
-  if (it == by_conn_.end()) return std::nullopt;
-  return it->second;
+  const Link* link = FindConn(conn);
+  if (link == nullptr) return std::nullopt;
+  return link->id;
 }
 
 std::optional<ConnId> SimNetwork::ConnOf(LinkId id) const {
@@ -85,6 +85,7 @@ std::optional<ConnId> SimNetwork::ConnOf(LinkId id) const {
 SimNetwork::Link& SimNetwork::NewLink(PeerId peer, Peer* handler, bool proxy_initiated) {
   const LinkId id{next_link_++};
   Link& link = links_[id];
+  link_index_[id.value] = &link;
   link.id = id;
   link.peer = peer;
   link.handler = handler;
@@ -99,10 +100,19 @@ void SimNetwork::ScheduleForget(LinkId id) {
   timeline_.Schedule(timeline_.now(), [this, id] { MaybeForget(id); });
 }
 
+bool SimNetwork::Settled() const {
+  if (hang_resets_pending_ > 0) return false;
+  return std::none_of(links_.begin(), links_.end(), [](const auto& entry) {
+    const Link& link = entry.second;
+    return !link.to_peer.in_flight.empty() || !link.to_proxy.in_flight.empty();
+  });
+}
+
 void SimNetwork::MaybeForget(LinkId id) {
   const Link* link = Find(id);
   if (link == nullptr || link->proxy_open || link->peer_open) return;
   if (link->conn.valid()) by_conn_.erase(link->conn);
+  link_index_.erase(id.value);
   links_.erase(id);
 }
 
@@ -156,7 +166,9 @@ size_t SimNetwork::Transmit(Link& link, Dir dir, std::string_view bytes) {
     link.black_hole = true;
     if (faults.black_hole_reset_after_us > 0) {
       const LinkId id = link.id;
+      ++hang_resets_pending_;
       timeline_.ScheduleAfter(faults.black_hole_reset_after_us, [this, id] {
+        --hang_resets_pending_;
         if (Link* hung = Find(id); hung != nullptr) ResetLink(*hung, "connection timed out");
       });
     }
@@ -250,7 +262,11 @@ void SimNetwork::DeliverData(Link& link, Dir dir, std::string bytes) {
     Consumed(link, dir, bytes.size());
     return;
   }
-  flow.unread.append(bytes);
+  if (flow.unread.empty()) {
+    flow.unread = std::move(bytes);  // the usual case: the reader had read everything
+  } else {
+    flow.unread.append(bytes);
+  }
   NotifyReader(link, dir);
 }
 
@@ -295,14 +311,20 @@ ReadResult SimNetwork::ReadFlow(Link& link, Dir dir, size_t max) {
   if (available > 0 && max > 0) {
     const size_t n = std::min(max, available);
     result.kind = ReadResult::Kind::kData;
-    result.bytes = flow.unread.substr(flow.unread_pos, n);
-    flow.unread_pos += n;
-    if (flow.unread_pos == flow.unread.size()) {
+    if (flow.unread_pos == 0 && n == flow.unread.size()) {
+      result.bytes = std::move(flow.unread);  // all of it: hand the buffer over
       flow.unread.clear();
-      flow.unread_pos = 0;
-    } else if (flow.unread_pos >= (size_t{64} << 10) && flow.unread_pos * 2 >= flow.unread.size()) {
-      flow.unread.erase(0, flow.unread_pos);  // keep the buffer from creeping forward forever
-      flow.unread_pos = 0;
+    } else {
+      result.bytes = flow.unread.substr(flow.unread_pos, n);
+      flow.unread_pos += n;
+      if (flow.unread_pos == flow.unread.size()) {
+        flow.unread.clear();
+        flow.unread_pos = 0;
+      } else if (flow.unread_pos >= (size_t{64} << 10) &&
+                 flow.unread_pos * 2 >= flow.unread.size()) {
+        flow.unread.erase(0, flow.unread_pos);  // keep the buffer from creeping forward forever
+        flow.unread_pos = 0;
+      }
     }
     Consumed(link, dir, n);
     return result;
@@ -343,7 +365,7 @@ void SimNetwork::Connect(ConnId conn, NodeId node) {
   link.node = node;
   link.conn = conn;
   link.proxy_open = true;
-  by_conn_[conn] = link.id;
+  by_conn_[conn] = &link;
   Record("connect", {LinkCode(link), static_cast<int64_t>(conn.packed()), node.index});
   Tracef("net.connect link=%d conn=c%d.%d node=%d", link.id.value, conn.index, conn.generation,
          node.index);
@@ -520,7 +542,7 @@ void SimNetwork::ArriveAtProxy(LinkId id) {
   link->conn = conn;
   link->proxy_open = true;
   link->connect = ConnectState::kConnected;
-  by_conn_[conn] = id;
+  by_conn_[conn] = link;
   Record("accept", {LinkCode(*link), static_cast<int64_t>(conn.packed())});
   Tracef("net.accept link=%d conn=c%d.%d client=%d", id.value, conn.index, conn.generation,
          link->peer.value);

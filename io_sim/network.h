@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_format.h"
 #include "core/base/types.h"
 #include "io_sim/decision.h"
@@ -177,6 +178,12 @@ class SimNetwork {
 
   // Links still known (open, or closed at one end only).
   size_t link_count() const { return links_.size(); }
+  // Whether everything already sent has arrived: no byte, close or reset on the wire in either
+  // direction of any link, and no black hole waiting for its timed-out reset. Faults inflicted
+  // before a heal keep their effects in flight (a FATAL delayed by a latency spike); until the
+  // network settles, an end may not yet know that its connection is dead. A black hole that
+  // never resets (black_hole_reset_after_us == 0) does not count: nothing will ever arrive.
+  bool Settled() const;
   // The link behind a proxy-side connection, and the reverse (for traces and tests).
   std::optional<LinkId> LinkOf(ConnId conn) const;
   std::optional<ConnId> ConnOf(LinkId link) const;
@@ -267,8 +274,12 @@ class SimNetwork {
   bool accepting_ = true;
   uint64_t next_link_ = 1;
   uint64_t next_piece_ = 1;
-  std::map<LinkId, Link> links_;
-  std::map<ConnId, LinkId> by_conn_;
+  std::map<LinkId, Link> links_;  // ordered: ResetPeer and Settled walk it
+  // Lookups only, never iterated (their order is a hash's): every read, write and delivery
+  // finds its link. std::map nodes do not move, so the pointers stay valid until erased.
+  absl::flat_hash_map<uint64_t, Link*> link_index_;  // LinkId::value -> links_ entry
+  absl::flat_hash_map<ConnId, Link*> by_conn_;
+  size_t hang_resets_pending_ = 0;  // black holes whose timed-out reset is scheduled
   struct Listener {
     PeerId id;
     Peer* peer = nullptr;

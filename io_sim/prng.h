@@ -23,7 +23,8 @@ class SplitMix64 {
   uint64_t state_;
 };
 
-// FNV-1a, 64-bit: the one byte hash the simulator uses (sub-seed purposes, the run hash).
+// FNV-1a, 64-bit: the byte hash behind sub-seed purposes (short strings, hashed once per run;
+// the run hash, which sees every delivered byte, folds whole words instead: run_hash.h).
 inline constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ULL;
 inline constexpr uint64_t kFnvPrime = 0x100000001b3ULL;
 uint64_t Fnv1a64(std::string_view bytes, uint64_t hash = kFnvOffset);

@@ -13,11 +13,14 @@
 namespace switchyard::io_sim {
 
 std::string SimDriverConfig::Describe() const {
+  const char* policy = disarm_policy == sched::DisarmPolicy::kExplicit ? "explicit"
+                       : disarm_policy == sched::DisarmPolicy::kLazy   ? "lazy"
+                                                                       : "unit_set";
   return absl::StrFormat(
       "workers=%d disarm_policy=%s read_chunk_bytes=%d read_bytes_per_run_max=%d "
-      "check_scheduler_invariants=%s",
-      workers, disarm_policy == sched::DisarmPolicy::kExplicit ? "explicit" : "lazy",
-      read_chunk_bytes, read_bytes_per_run_max, check_scheduler_invariants ? "true" : "false");
+      "check_scheduler_invariants=%s linger_timeout_us=%d",
+      workers, policy, read_chunk_bytes, read_bytes_per_run_max,
+      check_scheduler_invariants ? "true" : "false", linger_timeout_us);
 }
 
 std::string_view StopName(SimDriver::Stop stop) {
@@ -249,6 +252,7 @@ void SimDriverImpl::ScheduleCheck(ConnId conn) {
 }
 
 void SimDriverImpl::CheckReady(ConnId conn) {
+  if (lingering_.contains(conn)) return Linger(conn, /*give_up=*/false);
   if (!sched_.HasConn(conn) || !network_.HasConn(conn)) return;
   const sched::Interest armed = sched_.ArmedOf(conn);
   if (armed.none()) return;  // not in the poll set, or disabled by its one-shot
@@ -401,10 +405,40 @@ void SimDriverImpl::CloseConnection(ConnId conn) {
                    static_cast<int64_t>(record.out.size() - record.out_pos)});
   Tracef("close conn=c%d.%d", conn.index, conn.generation);
   if (!network_.HasConn(conn)) return;
-  if (record.pending() && !record.dead && !record.connecting) {
-    // One attempt, as io_real makes: a Close never waits for a slow peer.
-    network_.Write(conn, std::string_view(record.out).substr(record.out_pos));
+  if (!record.pending() || record.dead || record.connecting) return network_.Close(conn);
+  // Close means "after flushing what was sent": the driver finishes the writing, within a
+  // deadline, so a slow client still reads the final error before the end of the stream.
+  ++stats_.lingering_closes;
+  LingeringConn& linger = lingering_[conn];
+  linger.out = std::move(record.out);
+  linger.out_pos = record.out_pos;
+  linger.deadline_event = timeline_.ScheduleAfter(config_.linger_timeout_us, [this, conn] {
+    lingering_.at(conn).deadline_event = EventId{};
+    Linger(conn, /*give_up=*/true);
+  });
+  Linger(conn, /*give_up=*/false);
+}
+
+void SimDriverImpl::Linger(ConnId conn, bool give_up) {
+  LingeringConn& linger = lingering_.at(conn);
+  bool done = network_.HungUp(conn);
+  while (!done) {  // what arrives is dropped, so the peer is never stuck on a full window
+    const ReadResult read = network_.Read(conn, 64 * 1024);
+    if (read.kind != ReadResult::Kind::kData) break;
   }
+  if (!done && linger.out_pos < linger.out.size()) {
+    const WriteResult write =
+        network_.Write(conn, std::string_view(linger.out).substr(linger.out_pos));
+    linger.out_pos += write.accepted;
+    done = write.broken;
+  }
+  const bool flushed = linger.out_pos == linger.out.size();
+  Record("linger", {static_cast<int64_t>(conn.packed()),
+                    static_cast<int64_t>(linger.out.size() - linger.out_pos), give_up ? 1 : 0});
+  if (!flushed && !done && !give_up) return;  // the network calls OnChanged when it has room
+  if (!flushed && !done) ++stats_.lingering_cut;
+  if (linger.deadline_event.valid()) timeline_.Cancel(linger.deadline_event);
+  lingering_.erase(conn);
   network_.Close(conn);
 }
 

@@ -58,6 +58,8 @@ struct SimDriverConfig {
   size_t read_chunk_bytes = size_t{64} << 10;       // one read(2)
   size_t read_bytes_per_run_max = size_t{1} << 20;  // then the unit yields to others
   bool check_scheduler_invariants = true;
+  // How long a closed connection may keep writing its queued output to a slow peer.
+  int64_t linger_timeout_us = 5'000'000;
 
   std::string Describe() const;
 };
@@ -72,6 +74,8 @@ struct SimDriverStats {
   uint64_t timers_fired = 0;
   uint64_t units_retired = 0;
   uint64_t connections_closed = 0;
+  uint64_t lingering_closes = 0;   // closes that had to wait for a slow peer to take the output
+  uint64_t lingering_cut = 0;      // of those, given up at the deadline with output unsent
   uint64_t reads_paused = 0;   // PauseRead actions
   uint64_t reads_resumed = 0;  // ResumeRead actions
   uint64_t max_concurrent_runs = 0;

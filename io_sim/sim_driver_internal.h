@@ -44,6 +44,14 @@ struct DriverConn {
   bool pending() const { return out.size() > out_pos; }
 };
 
+// A connection the core closed while output was still queued: the driver alone finishes
+// writing it (discarding whatever arrives), then releases it, as io_real's lingering close does.
+struct LingeringConn {
+  std::string out;
+  size_t out_pos = 0;
+  EventId deadline_event;
+};
+
 struct DriverUnit {
   std::unique_ptr<Unit> unit;
   bool admitted = false;
@@ -151,6 +159,9 @@ class SimDriverImpl final : public ProxyEndpoint {
   void ClosePooled(ConnId conn);
   void DropOrphan(Services::Delivery orphan);
   void CloseConnection(ConnId conn);
+  // Moves a lingering connection on: writes what the network takes, drops what it reads, and
+  // releases the connection once everything went out, the peer hung up, or `give_up` is set.
+  void Linger(ConnId conn, bool give_up);
   DriverConn* FindOwned(ConnId conn, UnitId unit);
   void StartRun(size_t slot);
   Instant now() const { return timeline_.now(); }
@@ -179,6 +190,7 @@ class SimDriverImpl final : public ProxyEndpoint {
   std::map<UnitId, DriverUnit> units_;
   std::vector<std::unique_ptr<SimRun>> workers_;  // K slots; null while idle
   std::set<ConnId> check_pending_;
+  std::map<ConnId, LingeringConn> lingering_;
   std::optional<Instant> services_deadline_;
   EventId services_timer_;
   uint64_t next_unit_ = 0;

@@ -66,9 +66,12 @@ std::optional<SqlError> SetParameter(NodeState& node, Session& session, std::str
 
 }  // namespace
 
+// ReportParameters recomputes the GUC_REPORT values only when the session's parameters or the
+// node's recovery state changed: a reported parameter must depend on nothing else here.
 std::optional<std::string> ShowValue(const NodeState& node, const Session& session,
                                      std::string_view name) {
-  const std::string key = GucKey(name);
+  const GucDefinition* guc = FindGuc(name);
+  const std::string_view key = guc != nullptr ? guc->name : std::string_view();
   if (key == "transaction_read_only") {
     const bool read_only =
         node.in_recovery || (session.tx && session.tx->read_only) ||
@@ -80,7 +83,7 @@ std::optional<std::string> ShowValue(const NodeState& node, const Session& sessi
     return session.gucs.Get("default_transaction_isolation");
   }
   if (key == "in_hot_standby") return node.in_recovery ? "on" : "off";
-  return session.gucs.Get(key);
+  return session.gucs.Get(name);
 }
 
 ExecResult RunSet(NodeState& node, Session& session, const SetStmt& stmt,

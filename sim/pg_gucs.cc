@@ -113,25 +113,56 @@ std::optional<std::string> NormalizeDateStyle(std::string_view value, std::strin
   return style + ", " + order;
 }
 
+// ASCII only, as PostgreSQL folds parameter names (and as std::tolower does in the C locale
+// this program runs in), without a call per character: names are looked up on every statement.
+constexpr char LowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool IsLowercase(std::string_view name) {
+  return std::none_of(name.begin(), name.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+}
+
+// Lexicographic order of the lowercased names: <0, 0 or >0.
+constexpr int CompareIgnoringCase(std::string_view a, std::string_view b) {
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    const char x = LowerAscii(a[i]), y = LowerAscii(b[i]);
+    if (x != y) return x < y ? -1 : 1;
+  }
+  return a.size() == b.size() ? 0 : (a.size() < b.size() ? -1 : 1);
+}
+
+constexpr bool SortedByLowercasedName() {
+  for (size_t i = 1; i < std::size(kGucs); ++i) {
+    if (CompareIgnoringCase(kGucs[i - 1].name, kGucs[i].name) >= 0) return false;
+  }
+  return true;
+}
+static_assert(SortedByLowercasedName(), "the startup report goes in lowercased-name order");
+static_assert(std::size(kGucs) == kGucCount);
+
 }  // namespace
 
-std::string GucKey(std::string_view name) { return ToLower(name); }
+std::string GucKey(std::string_view name) {
+  std::string key(name);
+  for (char& c : key) c = LowerAscii(c);
+  return key;
+}
 
 const GucDefinition* FindGuc(std::string_view name) {
-  const std::string key = GucKey(name);
+  // A scan that rejects on length first beats a binary search here: many names share long
+  // prefixes ("default_transaction_"), which a case-folding comparison walks every time.
+  // Callers mostly pass the canonical spelling or the lowercased one: try exact matches first.
+  const bool lowercase = IsLowercase(name);
   for (const GucDefinition& guc : kGucs) {
-    if (GucKey(guc.name) == key) return &guc;
+    if (guc.name.size() == name.size() && guc.name == name) return &guc;
+  }
+  for (const GucDefinition& guc : kGucs) {
+    if (guc.name.size() != name.size() || (lowercase && IsLowercase(guc.name))) continue;
+    if (CompareIgnoringCase(guc.name, name) == 0) return &guc;
   }
   return nullptr;
 }
 
-std::vector<std::string_view> ReportedGucs() {
-  std::vector<std::string_view> names;
-  for (const GucDefinition& guc : kGucs) {
-    if (guc.report) names.push_back(guc.name);
-  }
-  return names;
-}
+std::span<const GucDefinition> AllGucs() { return kGucs; }
 
 std::string Gucs::DisplayName(std::string_view name) {
   const GucDefinition* guc = FindGuc(name);
@@ -182,6 +213,7 @@ std::optional<SqlError> Gucs::SetResetValue(std::string_view name, std::string_v
   std::string normalized;
   if (std::optional<SqlError> error = Validate(key, value, &normalized)) return error;
   reset_[key] = normalized;
+  ++version_;
   return std::nullopt;
 }
 
@@ -197,19 +229,23 @@ std::optional<SqlError> Gucs::Set(std::string_view name, const std::optional<std
     return SqlError{.sqlstate = "55P02",
                     .message = absl::StrFormat("parameter \"%s\" cannot be changed", guc->name)};
   }
-  std::map<std::string, std::string>& scope = local ? local_ : session_;
+  Values& scope = local ? local_ : session_;
   if (!value) {
     // DEFAULT: back to the reset value in this scope.
     auto reset = reset_.find(key);
     const std::string fallback = guc ? std::string(guc->default_value) : "";
     scope[key] = reset != reset_.end() ? reset->second : fallback;
     if (!local) local_.erase(key);
+    ++version_;
     return std::nullopt;
   }
   std::string normalized;
   if (std::optional<SqlError> error = Validate(key, *value, &normalized)) return error;
   scope[key] = std::move(normalized);
   if (!local) local_.erase(key);
+  // After the change, not before: Validate reads values (DateStyle keeps the part not given),
+  // and what it read must not stay cached as current.
+  ++version_;
   return std::nullopt;
 }
 
@@ -222,20 +258,57 @@ void Gucs::ResetAll() {
     const GucDefinition* guc = FindGuc(it->first);
     it = (guc && guc->no_reset_all) ? std::next(it) : local_.erase(it);
   }
+  ++version_;
 }
 
 void Gucs::ResetEverything() {
   session_.clear();
   local_.clear();
+  ++version_;
+}
+
+void Gucs::Restore(Snapshot snapshot) {
+  // Most transactions change no parameter: then the values, and the version, stay as they are.
+  if (snapshot.session == session_ && snapshot.local == local_) return;
+  session_ = std::move(snapshot.session);
+  local_ = std::move(snapshot.local);
+  ++version_;
+}
+
+void Gucs::EndTransaction() {
+  if (local_.empty()) return;
+  local_.clear();
+  ++version_;
+}
+
+const std::string* Gucs::Find(std::string_view key) const {
+  for (const Values* scope : {&local_, &session_, &reset_}) {
+    auto it = scope->find(key);
+    if (it != scope->end()) return &it->second;
+  }
+  return nullptr;
+}
+
+std::string_view Gucs::Effective(const GucDefinition& guc) const {
+  if (cache_.version != version_) {
+    cache_.version = version_;
+    cache_.filled = 0;
+  }
+  const size_t index = static_cast<size_t>(&guc - std::begin(kGucs));
+  const uint32_t bit = uint32_t{1} << index;
+  if ((cache_.filled & bit) == 0) {
+    const std::string* value = IsLowercase(guc.name) ? Find(guc.name) : Find(GucKey(guc.name));
+    cache_.values[index] = value != nullptr ? std::string_view(*value) : guc.default_value;
+    cache_.filled |= bit;
+  }
+  return cache_.values[index];
 }
 
 std::optional<std::string> Gucs::Get(std::string_view name) const {
-  const std::string key = GucKey(name);
-  for (const auto* scope : {&local_, &session_, &reset_}) {
-    auto it = scope->find(key);
-    if (it != scope->end()) return it->second;
-  }
-  if (const GucDefinition* guc = FindGuc(key)) return std::string(guc->default_value);
+  if (const GucDefinition* guc = FindGuc(name)) return std::string(Effective(*guc));
+  // A custom "a.b" parameter: only where it was set.
+  const std::string* value = IsLowercase(name) ? Find(name) : Find(GucKey(name));
+  if (value != nullptr) return *value;
   return std::nullopt;
 }
 

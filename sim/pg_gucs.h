@@ -3,8 +3,11 @@
 // GUC_REPORT set a server announces with ParameterStatus.
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -24,17 +27,24 @@ struct GucDefinition {
   bool no_reset_all = false;  // RESET ALL leaves it alone (role, session_authorization)
 };
 
+// How many parameters the simulated nodes know.
+inline constexpr size_t kGucCount = 28;
+
 // The definition of `name` (any case), or nullptr for an unknown or custom ("a.b") name.
 const GucDefinition* FindGuc(std::string_view name);
-// The GUC_REPORT names, in the order PostgreSQL reports them at startup.
-std::vector<std::string_view> ReportedGucs();
+// Every known parameter, sorted by lowercased name: PostgreSQL's startup report order for the
+// GUC_REPORT ones.
+std::span<const GucDefinition> AllGucs();
 
 class Gucs {
  public:
+  // Lowercased name -> value; transparent, so a lookup by an already lowercase name does not
+  // build a string.
+  using Values = std::map<std::string, std::string, std::less<>>;
   // The values a transaction restores when it rolls back.
   struct Snapshot {
-    std::map<std::string, std::string> session;
-    std::map<std::string, std::string> local;
+    Values session;
+    Values local;
   };
 
   // Sets the value RESET goes back to (built-in default, startup parameter, per-node value).
@@ -55,11 +65,12 @@ class Gucs {
 
   // Transaction boundaries.
   Snapshot Save() const { return Snapshot{session_, local_}; }
-  void Restore(Snapshot snapshot) {
-    session_ = std::move(snapshot.session);
-    local_ = std::move(snapshot.local);
-  }
-  void EndTransaction() { local_.clear(); }
+  void Restore(Snapshot snapshot);
+  void EndTransaction();
+
+  // Changes whenever a value may have changed (never for a plain read), so a caller can tell
+  // that what it derived from the values earlier is still current.
+  uint64_t version() const { return version_; }
 
   // Session-level values that differ from the reset values (for oracles and tests).
   std::map<std::string, std::string> SessionOverrides() const;
@@ -68,9 +79,33 @@ class Gucs {
   std::optional<SqlError> Validate(std::string_view key, std::string_view value,
                                    std::string* normalized) const;
 
-  std::map<std::string, std::string> reset_;    // lowercased name -> value
-  std::map<std::string, std::string> session_;  // SET
-  std::map<std::string, std::string> local_;    // SET LOCAL, until the transaction ends
+  // The value in the innermost scope that has `key` (lowercased), or nullptr.
+  const std::string* Find(std::string_view key) const;
+  // The effective value of a known parameter (Get without the lookups, once per version).
+  std::string_view Effective(const GucDefinition& guc) const;
+
+  // Effective values looked up since the last change: Get runs several times per statement (the
+  // transaction defaults, statement_timeout, the reported set). The views point into the maps
+  // below or at the built-in defaults, and any change bumps version_, which empties the cache.
+  struct Cache {
+    Cache() = default;
+    // A copy's views would point into another object's maps: it starts empty instead.
+    Cache(const Cache&) {}
+    Cache& operator=(const Cache&) {
+      filled = 0;
+      return *this;
+    }
+    uint64_t version = 0;
+    uint32_t filled = 0;  // bit i: values[i] is current
+    std::array<std::string_view, kGucCount> values{};
+  };
+  static_assert(kGucCount <= 32, "Cache::filled has a bit per parameter");
+
+  Values reset_;    // lowercased name -> value
+  Values session_;  // SET
+  Values local_;    // SET LOCAL, until the transaction ends
+  uint64_t version_ = 0;
+  mutable Cache cache_;
 };
 
 // The lowercased form of a parameter name.

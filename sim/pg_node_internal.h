@@ -150,7 +150,9 @@ struct Session {
   std::string md5_salt;
 
   Gucs gucs;
-  std::map<std::string, std::string> reported;  // ParameterStatus last sent, by name
+  std::map<std::string, std::string, std::less<>> reported;  // ParameterStatus last sent, by name
+  // What `reported` was last brought up to date from: (gucs.version(), node.in_recovery).
+  std::optional<std::pair<uint64_t, bool>> reported_from;
   std::optional<Transaction> tx;
   std::map<std::string, PreparedStatement> prepared;  // "" is the unnamed statement
   std::map<std::string, Portal> portals;              // "" is the unnamed portal

@@ -270,12 +270,23 @@ void HandleAuthMessage(NodeState& node, Session& session, const pg::Frame& frame
 }
 
 void ReportParameters(NodeState& node, Session& session) {
-  for (std::string_view name : ReportedGucs()) {
-    const std::string value = ShowValue(node, session, name).value_or("");
-    auto [it, inserted] = session.reported.try_emplace(std::string(name), value);
-    if (!inserted && it->second == value) continue;
-    it->second = value;
-    session.output += pg::ParameterStatus{.name = std::string(name), .value = value}.Encode();
+  // A reported value depends on the session's parameters and, for in_hot_standby, on whether the
+  // node is in recovery, nothing else (see ShowValue). When neither changed since the last round,
+  // no value can differ from what the client has; this runs before every ReadyForQuery.
+  const std::pair<uint64_t, bool> inputs{session.gucs.version(), node.in_recovery};
+  if (session.reported_from == inputs) return;
+  session.reported_from = inputs;
+  for (const GucDefinition& guc : AllGucs()) {
+    if (!guc.report) continue;
+    std::string value = ShowValue(node, session, guc.name).value_or("");
+    auto it = session.reported.find(guc.name);
+    if (it == session.reported.end()) {
+      it = session.reported.emplace(std::string(guc.name), std::string()).first;
+    } else if (it->second == value) {
+      continue;
+    }
+    session.output += pg::ParameterStatus{.name = std::string(guc.name), .value = value}.Encode();
+    it->second = std::move(value);
   }
 }
 

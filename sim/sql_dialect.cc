@@ -138,7 +138,7 @@ ParsedQuery ParseRanges(std::vector<TokenRange>& ranges) {
   ParsedQuery parsed;
   for (TokenRange& range : ranges) {
     Statement statement;
-    sql::Parser parser(range.tokens, range.text, 0);
+    sql::Parser parser(std::move(range.tokens), range.text, 0);  // each range is parsed once
     if (std::optional<SqlError> error = parser.Parse(&statement)) {
       parsed.statements.clear();
       parsed.error = std::move(error);

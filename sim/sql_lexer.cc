@@ -10,15 +10,15 @@
 namespace switchyard::sim::sql {
 namespace {
 
-bool IsIdentStart(char c) {
-  const auto u = static_cast<unsigned char>(c);
-  return std::isalpha(u) || c == '_' || u >= 0x80;
-}
-bool IsIdentChar(char c) {
-  const auto u = static_cast<unsigned char>(c);
-  return std::isalnum(u) || c == '_' || c == '$' || u >= 0x80;
-}
+// ASCII classes, as PostgreSQL's scanner uses (and as <cctype> has them in the C locale this
+// program runs in), spelled out because the lexer sees every byte of every query.
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsAsciiAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool IsIdentStart(char c) {
+  return IsAsciiAlpha(c) || c == '_' || static_cast<unsigned char>(c) >= 0x80;
+}
+bool IsIdentChar(char c) { return IsIdentStart(c) || IsDigit(c) || c == '$'; }
+char LowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 SqlError Unterminated(std::string_view what) {
   return SqlError{.sqlstate = "42601", .message = absl::StrFormat("unterminated %s", what)};
@@ -99,6 +99,11 @@ class Lexer {
     ++pos_;  // the opening quote
     std::string value;
     while (true) {
+      // Plain bytes up to the next quote (or backslash) go in as one run: values can be kilobytes.
+      const size_t stop = sql_.find_first_of(escapes ? std::string_view("'\\") : "'", pos_);
+      const size_t run_end = stop == std::string_view::npos ? sql_.size() : stop;
+      value.append(sql_.substr(pos_, run_end - pos_));
+      pos_ = run_end;
       if (pos_ >= sql_.size()) return Unterminated("quoted string");
       const char c = sql_[pos_++];
       if (c == '\'') {
@@ -166,11 +171,10 @@ class Lexer {
 
   void Ident(Token* token) {
     token->kind = Token::Kind::kIdent;
-    std::string name;
-    while (pos_ < sql_.size() && IsIdentChar(sql_[pos_])) {
-      name.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(sql_[pos_]))));
-      ++pos_;
-    }
+    const size_t start = pos_;
+    while (pos_ < sql_.size() && IsIdentChar(sql_[pos_])) ++pos_;
+    std::string name(sql_.substr(start, pos_ - start));
+    for (char& c : name) c = LowerAscii(c);
     token->text = Truncated(std::move(name));
   }
 

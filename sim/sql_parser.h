@@ -32,8 +32,8 @@ inline bool IsClauseKeyword(const Token& t) {
 // function, type) are kept and turn the statement into an InvalidStmt.
 class Parser {
  public:
-  Parser(const std::vector<Token>& tokens, std::string_view text, int depth)
-      : tokens_(tokens), text_(text), depth_(depth) {
+  Parser(std::vector<Token> tokens, std::string_view text, int depth)
+      : tokens_(std::move(tokens)), text_(text), depth_(depth) {
     Token end;
     end.kind = Token::Kind::kEnd;
     end.begin = end.end = tokens_.empty() ? 0 : tokens_.back().end;
