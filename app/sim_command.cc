@@ -188,8 +188,9 @@ Outcome RunSeedIsolated(uint64_t seed, const SeedSetup& setup) {
   if (pid == 0) {
     close(fds[0]);
     const Outcome outcome = RunSeed(seed, setup);
-    const std::string record = absl::StrFormat("%d %d %d %d\n", outcome.ok ? 1 : 0,
-                                               outcome.sim_queries, outcome.sim_time_us, outcome.hash);
+    const std::string record =
+        absl::StrFormat("%d %d %d %d\n", outcome.ok ? 1 : 0, outcome.sim_queries,
+                        outcome.sim_time_us, outcome.hash);
     const ssize_t written = write(fds[1], record.data(), record.size());
     _exit(written == static_cast<ssize_t>(record.size()) ? 0 : 3);
   }

@@ -74,10 +74,10 @@ struct SimDriverStats {
   uint64_t timers_fired = 0;
   uint64_t units_retired = 0;
   uint64_t connections_closed = 0;
-  uint64_t lingering_closes = 0;   // closes that had to wait for a slow peer to take the output
-  uint64_t lingering_cut = 0;      // of those, given up at the deadline with output unsent
-  uint64_t reads_paused = 0;   // PauseRead actions
-  uint64_t reads_resumed = 0;  // ResumeRead actions
+  uint64_t lingering_closes = 0;  // closes that had to wait for a slow peer to take the output
+  uint64_t lingering_cut = 0;     // of those, given up at the deadline with output unsent
+  uint64_t reads_paused = 0;      // PauseRead actions
+  uint64_t reads_resumed = 0;     // ResumeRead actions
   uint64_t max_concurrent_runs = 0;
 };
 

@@ -251,7 +251,8 @@ struct SimWorld {
 }  // namespace
 
 std::string ReproduceCommand(const RunOptions& options) {
-  std::string command = Cat("switchyard sim --seed ", options.seed, options.swarm ? " --swarm" : "");
+  std::string command =
+      Cat("switchyard sim --seed ", options.seed, options.swarm ? " --swarm" : "");
   if (options.proxy.mutants != 0) command += Cat(" --mutant ", MutantNames(options.proxy.mutants));
   return command;
 }

@@ -209,7 +209,7 @@ TEST(UnitTest, ClientDisconnectingMidQueryCancelsThenResets) {
   ASSERT_TRUE(decoded.ok());
   EXPECT_EQ(std::get<pg::CancelRequest>(*decoded).pid, 6000);
   EXPECT_EQ(std::get<pg::CancelRequest>(*decoded).secret, 777);  // the server's real key
-  EXPECT_FALSE(h.IsClosed(cancel));     // the server closes it once it signalled the backend
+  EXPECT_FALSE(h.IsClosed(cancel));   // the server closes it once it signalled the backend
   EXPECT_EQ(h.TakeSent(server), "");  // nothing until the cancelled query answers
   h.Receive(server, pg::BuildError("ERROR", "57014", "canceling statement") + Ready());
   EXPECT_EQ(h.TakeSent(server), Q("DISCARD ALL"));
