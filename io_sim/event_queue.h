@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <functional>
 #include <new>
-#include <type_traits>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -99,9 +99,7 @@ class EventQueue {
     return Instant{heap_.front().at};
   }
   // An event is due now: running it does not move the clock.
-  bool HasDue() const {
-    return DueCount() > 0 || (!heap_.empty() && heap_.front().at <= now_.us);
-  }
+  bool HasDue() const { return DueCount() > 0 || (!heap_.empty() && heap_.front().at <= now_.us); }
 
   // Removes the earliest event and moves the clock to its time.
   std::optional<Entry> PopNext() {
@@ -216,11 +214,11 @@ class EventQueue {
   Instant now_;
   size_t events_max_;
   uint64_t next_seq_ = 1;
-  size_t live_ = 0;            // scheduled and neither run nor cancelled
-  std::vector<Key> due_now_;   // keys at now_, in sequence order, from due_head_ on
+  size_t live_ = 0;           // scheduled and neither run nor cancelled
+  std::vector<Key> due_now_;  // keys at now_, in sequence order, from due_head_ on
   size_t due_head_ = 0;
-  std::vector<Key> heap_;      // the other live keys, and stale ones below the top
-  std::vector<Slot> slots_;    // payloads, by EventId::slot
+  std::vector<Key> heap_;    // the other live keys, and stale ones below the top
+  std::vector<Slot> slots_;  // payloads, by EventId::slot
   std::vector<uint32_t> free_slots_;
 };
 

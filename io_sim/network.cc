@@ -276,7 +276,7 @@ void SimNetwork::ResetLink(Link& link, std::string_view why) {
   link.reset_why = std::string(why);
   for (Flow* flow : {&link.to_peer, &link.to_proxy}) {
     flow->in_flight.clear();
-    flow->send_queue.clear();
+    flow->ClearQueue();
     flow->writer_blocked = false;
   }
   Record("reset", {LinkCode(link)}, why);
@@ -346,7 +346,7 @@ void SimNetwork::Consumed(Link& link, Dir dir, size_t n) {
   CHECK_LE(n, flow.outstanding);
   flow.outstanding -= n;
   if (link.reset || flow.outstanding >= config_.window_bytes) return;
-  if (dir == Dir::kToProxy && !flow.send_queue.empty()) FlushPeerQueue(link);
+  if (dir == Dir::kToProxy && !flow.queued().empty()) FlushPeerQueue(link);
   if (flow.writer_blocked && flow.outstanding < config_.window_bytes) {
     flow.writer_blocked = false;
     NotifyWriter(link, dir);
@@ -560,7 +560,7 @@ WriteResult SimNetwork::PeerWrite(LinkId id, std::string_view bytes) {
   }
   CHECK(link->proxy_initiated || link->connect == ConnectState::kConnected)
       << "client write before its connection reached the proxy";
-  CHECK(link->to_proxy.send_queue.empty()) << "PeerWrite behind bytes queued by PeerSend";
+  CHECK(link->to_proxy.queued().empty()) << "PeerWrite behind bytes queued by PeerSend";
   result.accepted = Transmit(*link, Dir::kToProxy, bytes);
   return result;
 }
@@ -572,7 +572,13 @@ void SimNetwork::PeerSend(LinkId id, std::string_view bytes) {
   CHECK(link->proxy_initiated || link->connect == ConnectState::kConnected)
       << "client send before its connection reached the proxy";
   Flow& flow = link->to_proxy;
-  CHECK_LE(flow.send_queue.size() + bytes.size(), config_.peer_send_queue_bytes_max);
+  CHECK_LE(flow.queued().size() + bytes.size(), config_.peer_send_queue_bytes_max);
+  // What was sent goes once it is half the buffer: twice the queued bytes at most, at an
+  // amortized constant cost per byte.
+  if (flow.send_queue_pos * 2 >= flow.send_queue.size()) {
+    flow.send_queue.erase(0, flow.send_queue_pos);
+    flow.send_queue_pos = 0;
+  }
   flow.send_queue.append(bytes);
   FlushPeerQueue(*link);
 }
@@ -580,16 +586,17 @@ void SimNetwork::PeerSend(LinkId id, std::string_view bytes) {
 void SimNetwork::FlushPeerQueue(Link& link) {
   Flow& flow = link.to_proxy;
   if (link.reset) {
-    flow.send_queue.clear();
+    flow.ClearQueue();
     return;
   }
-  if (!flow.send_queue.empty()) {
-    const size_t taken = Transmit(link, Dir::kToProxy, flow.send_queue);
-    flow.send_queue.erase(0, taken);
+  if (!flow.queued().empty()) {
+    const size_t taken = Transmit(link, Dir::kToProxy, flow.queued());
+    flow.send_queue_pos += taken;
+    if (flow.send_queue_pos == flow.send_queue.size()) flow.ClearQueue();
     // The queue itself waits for room; only a PeerWrite caller needs OnWritable.
     flow.writer_blocked = false;
   }
-  if (flow.send_queue.empty() && flow.close_after_send) QueueFin(link, Dir::kToProxy);
+  if (flow.queued().empty() && flow.close_after_send) QueueFin(link, Dir::kToProxy);
 }
 
 ReadResult SimNetwork::PeerRead(LinkId id, size_t max) {
@@ -610,7 +617,7 @@ void SimNetwork::PeerClose(LinkId id) {
   incoming.unread_pos = 0;
   if (unread > 0) Consumed(*link, Dir::kToPeer, unread);
   link->to_proxy.close_after_send = true;
-  if (link->to_proxy.send_queue.empty() &&
+  if (link->to_proxy.queued().empty() &&
       (link->proxy_initiated || link->connect == ConnectState::kConnected)) {
     QueueFin(*link, Dir::kToProxy);
   }

@@ -208,7 +208,15 @@ class SimNetwork {
     bool fin_delivered = false;
     uint64_t written = 0;  // stream offsets, for the hash and traces
     uint64_t delivered = 0;
-    std::string send_queue;  // PeerSend beyond the window (peer-to-proxy only)
+    // PeerSend beyond the window (peer-to-proxy only): send_queue[send_queue_pos..]. An offset,
+    // not an erase per window's worth, which would move a large queue's tail every time.
+    std::string send_queue;
+    size_t send_queue_pos = 0;
+    std::string_view queued() const { return std::string_view(send_queue).substr(send_queue_pos); }
+    void ClearQueue() {
+      send_queue.clear();
+      send_queue_pos = 0;
+    }
     bool close_after_send = false;
   };
   struct Link {

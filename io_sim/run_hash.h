@@ -1,33 +1,43 @@
 // The whole-run hash (DESIGN.md section 7, "proof of determinism"): every event the network
 // and the driver record is folded, in a canonical encoding, into one 64-bit hash. Two runs of one
 // seed must end with the same value, in one process or in two, on any platform.
+//
+// Each event becomes a sequence of 64-bit words, mixed in two at a time with a folded 64x64-bit
+// multiply (wyhash's mixing step). Bytes are read as little-endian words whatever the host, and
+// only fixed-width unsigned arithmetic is used, so the value depends on the events alone: not on
+// the platform, the compiler or std::hash.
 #pragma once
 
 #include <bit>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
-#include <optional>
 #include <string_view>
 
+#include "core/base/check.h"
 #include "core/base/types.h"
-#include "io_sim/prng.h"
 
 namespace switchyard::io_sim {
 
 class RunHash {
  public:
-  // One event: its kind, when it happened, its integer fields, and optionally the bytes it carried.
-  // Integers are one 64-bit word each and strings have their length first, so two different
-  // events never encode to the same word sequence.
+  // One event: its kind, when it happened, its integer fields, and optionally the bytes it
+  // carried. The words: the kind's length and the field count (one word), the time, the kind's
+  // bytes, the fields, the payload's length, the payload's bytes. Every variable part is
+  // preceded by its length, so two different events never give the same word sequence.
   void Record(std::string_view kind, Instant at, std::initializer_list<int64_t> fields,
               std::string_view bytes = {}) {
-    AddString(kind);
-    AddWord(static_cast<uint64_t>(at.us));
-    AddWord(fields.size());
-    for (int64_t field : fields) AddWord(static_cast<uint64_t>(field));
-    AddString(bytes);
-    Flush();
+    CHECK(kind.size() <= kCountMax && fields.size() <= kCountMax) << "run hash event too large";
+    // A local copy of the state: stored through `this`, it would be written back before every
+    // load of the event's bytes (a char may alias it).
+    Stream stream{hash_};
+    stream.Word(kind.size() | (fields.size() << 16));
+    stream.Word(static_cast<uint64_t>(at.us));
+    stream.Bytes(kind);
+    for (int64_t field : fields) stream.Word(static_cast<uint64_t>(field));
+    stream.Word(bytes.size());
+    stream.Bytes(bytes);
+    hash_ = stream.Finish();
     ++events_;
   }
 
@@ -57,6 +67,7 @@ class RunHash {
   }
 
  private:
+  static constexpr uint64_t kCountMax = 0xffff;  // the kind's length and the field count
   // Odd constants with well-spread bits (wyhash's secret), so no input word multiplies the state
   // by a small or structured number.
   static constexpr uint64_t kKeyA = 0xa0761d6478bd642fULL;
@@ -66,16 +77,7 @@ class RunHash {
   static constexpr uint64_t kOffset = 0xcbf29ce484222325ULL;
   // Payloads at least this long are hashed four blocks at a time (every delivered byte is hashed,
   // and swarm runs carry values of several kilobytes).
-  static constexpr size_t kLanesBytesMin = 64;
-
-  // Bytes as a little-endian word whatever the host's byte order, so a hash is the same
-  // everywhere. `n` is at most 8; missing bytes are zero (the length was hashed before them).
-  static uint64_t LoadLittleEndian(const char* p, size_t n) {
-    uint64_t word = 0;
-    std::memcpy(&word, p, n);
-    if constexpr (std::endian::native == std::endian::big) word = __builtin_bswap64(word);
-    return word;
-  }
+  static constexpr size_t kChunkBytes = 64;
 
   // Two words per multiply. The state is in the first factor, so every block depends on all
   // before it, and it is added back, so a block that makes the second factor zero does not wipe
@@ -83,50 +85,84 @@ class RunHash {
   static uint64_t MixBlock(uint64_t state, uint64_t a, uint64_t b) {
     return state + FoldedMultiply(state ^ a ^ kKeyA, b ^ kKeyB);
   }
-  void AddWord(uint64_t word) {
-    if (pending_) {
-      hash_ = MixBlock(hash_, *pending_, word);
-      pending_.reset();
-    } else {
-      pending_ = word;
-    }
+  // Eight bytes as a little-endian word whatever the host's byte order.
+  static uint64_t LoadWord(const char* p) {
+    uint64_t word = 0;
+    std::memcpy(&word, p, 8);
+    if constexpr (std::endian::native == std::endian::big) word = __builtin_bswap64(word);
+    return word;
   }
-  // Ends a word sequence of odd length with a zero word. Where that happens depends only on the
-  // lengths already hashed, so the encoding stays unambiguous.
-  void Flush() {
-    if (pending_) AddWord(0);
+  // The last 1..7 bytes, the same way; missing bytes are zero (the length was hashed before).
+  // Without a loop or a memcpy of variable length (a library call): two overlapping 4-byte loads
+  // for 4..7 bytes, three single bytes (some the same) for 1..3.
+  static uint64_t LoadTail(const char* p, size_t n) {
+    if (n >= 4) return Load32(p) | (Load32(p + n - 4) << (8 * (n - 4)));
+    return uint64_t{static_cast<uint8_t>(p[0])} |
+           (uint64_t{static_cast<uint8_t>(p[n / 2])} << (8 * (n / 2))) |
+           (uint64_t{static_cast<uint8_t>(p[n - 1])} << (8 * (n - 1)));
+  }
+  static uint64_t Load32(const char* p) {
+    uint32_t word = 0;
+    std::memcpy(&word, p, 4);
+    if constexpr (std::endian::native == std::endian::big) word = __builtin_bswap32(word);
+    return word;
   }
 
-  void AddString(std::string_view s) {
-    AddWord(s.size());
-    const char* p = s.data();
-    size_t left = s.size();
-    if (left >= kLanesBytesMin) {
-      Flush();
-      AddLanes(p, left / kLanesBytesMin);
-      p += left - left % kLanesBytesMin;
-      left %= kLanesBytesMin;
-    }
-    for (; left >= 8; p += 8, left -= 8) AddWord(LoadLittleEndian(p, 8));
-    if (left > 0) AddWord(LoadLittleEndian(p, left));
-  }
-  // `chunks` chunks of 64 bytes in four independent chains (so the multiplies overlap), each
-  // started from the state, then folded back into it in a fixed order.
-  void AddLanes(const char* p, size_t chunks) {
-    uint64_t lanes[4] = {hash_, hash_ ^ kKeyB, hash_ ^ kKeyC, hash_ ^ kKeyD};
-    for (size_t chunk = 0; chunk < chunks; ++chunk, p += kLanesBytesMin) {
-      for (int lane = 0; lane < 4; ++lane) {
-        const char* block = p + 16 * lane;
-        lanes[lane] = MixBlock(lanes[lane], LoadLittleEndian(block, 8),
-                               LoadLittleEndian(block + 8, 8));
+  // One event's word sequence, paired into blocks as it comes.
+  struct Stream {
+    uint64_t state;
+    uint64_t pending = 0;  // the first word of a block not yet mixed in, when has_pending
+    bool has_pending = false;
+
+    void Word(uint64_t word) {
+      if (has_pending) {
+        state = MixBlock(state, pending, word);
+      } else {
+        pending = word;
       }
+      has_pending = !has_pending;
     }
-    hash_ = MixBlock(hash_, lanes[0], lanes[1]);
-    hash_ = MixBlock(hash_, lanes[2], lanes[3]);
-  }
+    // The bytes as words, in order. Whole blocks are mixed directly, and long runs four chains
+    // at a time (so the multiplies overlap), started from the state and folded back into it.
+    void Bytes(std::string_view s) {
+      const char* p = s.data();
+      size_t left = s.size();
+      if (has_pending && left >= 8) {
+        Word(LoadWord(p));
+        p += 8;
+        left -= 8;
+      }
+      if (!has_pending) {
+        if (left >= kChunkBytes) {
+          uint64_t lanes[4] = {state, state ^ kKeyB, state ^ kKeyC, state ^ kKeyD};
+          for (; left >= kChunkBytes; p += kChunkBytes, left -= kChunkBytes) {
+            for (int lane = 0; lane < 4; ++lane) {
+              lanes[lane] =
+                  MixBlock(lanes[lane], LoadWord(p + 16 * lane), LoadWord(p + 16 * lane + 8));
+            }
+          }
+          state = MixBlock(state, lanes[0], lanes[1]);
+          state = MixBlock(state, lanes[2], lanes[3]);
+        }
+        for (; left >= 16; p += 16, left -= 16)
+          state = MixBlock(state, LoadWord(p), LoadWord(p + 8));
+      }
+      if (left >= 8) {
+        Word(LoadWord(p));
+        p += 8;
+        left -= 8;
+      }
+      if (left > 0) Word(LoadTail(p, left));
+    }
+    // An odd-length sequence ends with a zero word. Where that happens depends only on the
+    // lengths already hashed, so the encoding stays unambiguous.
+    uint64_t Finish() {
+      if (has_pending) Word(0);
+      return state;
+    }
+  };
 
   uint64_t hash_ = kOffset;
-  std::optional<uint64_t> pending_;  // the first word of a block not yet mixed in
   uint64_t events_ = 0;
 };
 

@@ -114,7 +114,19 @@ void NodePeer::Drain() {
                 it == links_.end() ? " dropped" : ""));
     }
     if (it == links_.end()) continue;  // its connection is already gone
-    it->second.pending.append(output);
+    LinkState& state = it->second;
+    if (state.unsent().empty()) {
+      state.pending = std::move(output);  // the usual case: nothing was left unsent
+      state.pending_pos = 0;
+    } else {
+      // What was sent goes once it is half the buffer: memory stays bounded by twice the
+      // unsent bytes, at an amortized constant cost per byte.
+      if (state.pending_pos * 2 >= state.pending.size()) {
+        state.pending.erase(0, state.pending_pos);
+        state.pending_pos = 0;
+      }
+      state.pending.append(output);
+    }
     if (pg_.WantsClose(id)) it->second.close_after = true;
   }
   if (!pg_.up()) {
@@ -122,7 +134,7 @@ void NodePeer::Drain() {
   }
   std::vector<io_sim::LinkId> ready;
   for (const auto& [link, state] : links_) {
-    if (!state.pending.empty() || state.close_after) ready.push_back(link);
+    if (!state.unsent().empty() || state.close_after) ready.push_back(link);
   }
   for (io_sim::LinkId link : ready) {
     auto it = links_.find(link);
@@ -132,17 +144,22 @@ void NodePeer::Drain() {
 }
 
 void NodePeer::Flush(io_sim::LinkId link, LinkState& state) {
-  while (!state.pending.empty()) {
-    io_sim::WriteResult write = network_.PeerWrite(link, state.pending);
+  while (!state.unsent().empty()) {
+    io_sim::WriteResult write = network_.PeerWrite(link, state.unsent());
     if (write.broken) {
       // Reset under our feet; the read side reports it and ends the session.
       state.pending.clear();
+      state.pending_pos = 0;
       return;
     }
     if (write.accepted == 0) return;  // the window is full: OnWritable resumes
     bytes_written_ += write.accepted;
     state.written += write.accepted;
-    state.pending.erase(0, write.accepted);
+    state.pending_pos += write.accepted;
+    if (state.pending_pos == state.pending.size()) {
+      state.pending.clear();
+      state.pending_pos = 0;
+    }
   }
   if (state.close_after) {
     if (trace_) Trace(Cat("node.close link=", link.value));
@@ -183,7 +200,7 @@ void NodePeer::Trace(std::string_view line) const {
 
 uint64_t NodePeer::bytes_queued() const {
   uint64_t queued = 0;
-  for (const auto& [link, state] : links_) queued += state.pending.size();
+  for (const auto& [link, state] : links_) queued += state.unsent().size();
   return queued;
 }
 

@@ -68,7 +68,11 @@ class NodePeer final : public io_sim::Peer {
 
  private:
   struct LinkState {
-    std::string pending;  // node output the window has not taken yet
+    // Node output the window has not taken yet: pending[pending_pos..]. An offset rather than
+    // an erase per write, which would move a large result's tail once per window's worth.
+    std::string pending;
+    size_t pending_pos = 0;
+    std::string_view unsent() const { return std::string_view(pending).substr(pending_pos); }
     bool close_after = false;
     uint64_t written = 0;  // bytes the network took
   };

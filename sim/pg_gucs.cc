@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "sim/text.h"
@@ -115,7 +116,9 @@ std::optional<std::string> NormalizeDateStyle(std::string_view value, std::strin
 
 // ASCII only, as PostgreSQL folds parameter names (and as std::tolower does in the C locale
 // this program runs in), without a call per character: names are looked up on every statement.
-constexpr char LowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+constexpr char LowerAscii(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 bool IsLowercase(std::string_view name) {
   return std::none_of(name.begin(), name.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
@@ -148,9 +151,9 @@ std::string GucKey(std::string_view name) {
 }
 
 const GucDefinition* FindGuc(std::string_view name) {
-  // A scan that rejects on length first beats a binary search here: many names share long
-  // prefixes ("default_transaction_"), which a case-folding comparison walks every time.
-  // Callers mostly pass the canonical spelling or the lowercased one: try exact matches first.
+  // Runs several times per statement. Callers mostly pass the canonical or the lowercased
+  // spelling, so exact matches come first; a scan that rejects on length beats a binary search
+  // here, as many names share long prefixes ("default_transaction_") a comparison would walk.
   const bool lowercase = IsLowercase(name);
   for (const GucDefinition& guc : kGucs) {
     if (guc.name.size() == name.size() && guc.name == name) return &guc;

@@ -56,22 +56,31 @@ std::optional<SqlError> SendRows(Session& session, const ExecResult& result, siz
                                           "columns",
                                           formats.size(), result.columns.size()));
   }
-  std::string out;
+  // Rows go straight into the output (values can be kilobytes); a conversion error takes back
+  // what this call added, so the client sees the error and no partial result.
+  const size_t mark = session.output.size();
+  size_t estimate = 0;  // the DataRows' size in text format: one allocation, not a doubling series
+  for (size_t r = from; r < to; ++r) {
+    estimate += 7;  // type, length, column count
+    for (const Value& value : result.rows[r]) estimate += 4 + (value ? value->size() : 0);
+  }
+  session.output.reserve(mark + estimate + 256);  // and room for CommandComplete and the rest
   for (size_t r = from; r < to; ++r) {
     pg::DataRow row;
+    row.values.reserve(result.rows[r].size());
     for (size_t i = 0; i < result.rows[r].size(); ++i) {
       Value value = result.rows[r][i];
       if (FormatOf(formats, i) == 1) {
         if (std::optional<SqlError> error =
                 ToBinary(result.rows[r][i], result.columns[i].type, &value)) {
+          session.output.resize(mark);
           return error;
         }
       }
       row.values.push_back(std::move(value));
     }
-    out += row.Encode();
+    session.output += row.Encode();
   }
-  session.output += out;
   return std::nullopt;
 }
 

@@ -70,7 +70,8 @@ constexpr TypeEntry kTypes[] = {
 namespace switchyard::sim::sql {
 
 std::optional<SqlError> Parser::Parse(Statement* out) {
-  out->text = std::string(text_);
+  out->text = std::move(text_owned_);
+  text_ = out->text;  // which nothing changes while the statement is parsed
   if (!ParseStatement(out)) return error_;
   if (!AtEnd()) {
     Fail();
@@ -138,7 +139,7 @@ ParsedQuery ParseRanges(std::vector<TokenRange>& ranges) {
   ParsedQuery parsed;
   for (TokenRange& range : ranges) {
     Statement statement;
-    sql::Parser parser(std::move(range.tokens), range.text, 0);  // each range is parsed once
+    sql::Parser parser(std::move(range.tokens), std::move(range.text), 0);  // parsed once
     if (std::optional<SqlError> error = parser.Parse(&statement)) {
       parsed.statements.clear();
       parsed.error = std::move(error);

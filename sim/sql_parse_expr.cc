@@ -98,11 +98,11 @@ bool Parser::ParsePrimary(Expr* out, int depth) {
   switch (t.kind) {
     case Token::Kind::kString:
       out->kind = Expr::Kind::kString;
-      out->text = Take().text;
+      out->text = TakeText();
       return true;
     case Token::Kind::kNumber:
       out->kind = Expr::Kind::kNumber;
-      out->text = Take().text;
+      out->text = TakeText();
       return true;
     case Token::Kind::kParam:
       out->kind = Expr::Kind::kParam;

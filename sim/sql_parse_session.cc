@@ -272,7 +272,7 @@ bool Parser::ParsePrepare(Statement* out) {
   const size_t base = tokens_.front().begin;
   const std::string_view body_text =
       text_.substr(first.begin - base, body_tokens.back().end - first.begin);
-  Parser inner(body_tokens, body_text, depth_ + 1);
+  Parser inner(std::move(body_tokens), std::string(body_text), depth_ + 1);
   auto body = std::make_shared<Statement>();
   if (std::optional<SqlError> error = inner.Parse(body.get())) return Fail(*error);
   pos_ = tokens_.size() - 1;

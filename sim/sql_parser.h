@@ -32,8 +32,10 @@ inline bool IsClauseKeyword(const Token& t) {
 // function, type) are kept and turn the statement into an InvalidStmt.
 class Parser {
  public:
-  Parser(std::vector<Token> tokens, std::string_view text, int depth)
-      : tokens_(std::move(tokens)), text_(text), depth_(depth) {
+  // `text` is the statement's source; Parse moves it into the Statement (values can be
+  // kilobytes, so the text is not copied).
+  Parser(std::vector<Token> tokens, std::string text, int depth)
+      : tokens_(std::move(tokens)), text_owned_(std::move(text)), depth_(depth) {
     Token end;
     end.kind = Token::Kind::kEnd;
     end.begin = end.end = tokens_.empty() ? 0 : tokens_.back().end;
@@ -51,6 +53,13 @@ class Parser {
     const Token& t = Peek();
     if (pos_ + 1 < tokens_.size()) ++pos_;
     return t;
+  }
+  // Take() for a literal's text, which is moved out (values can be kilobytes): the parser never
+  // backs up, so a taken token is not read again.
+  std::string TakeText() {
+    std::string text = std::move(tokens_[std::min(pos_, tokens_.size() - 1)].text);
+    Take();
+    return text;
   }
   bool AtEnd() const { return Peek().kind == Token::Kind::kEnd; }
   bool AcceptKeyword(std::string_view word) {
@@ -180,7 +189,8 @@ class Parser {
   static bool UsesColumn(const Expr& e);
 
   std::vector<Token> tokens_;
-  std::string_view text_;
+  std::string text_owned_;  // until Parse moves it into the statement
+  std::string_view text_;   // the statement's text, where it lives from Parse on
   int depth_ = 0;
   size_t pos_ = 0;
   int param_count_ = 0;
