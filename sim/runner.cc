@@ -145,11 +145,10 @@ class Nemesis {
 };
 
 // Forwards observations to the oracles, letting a test tamper with answers on the way.
-class TamperingObserver final : public ClientObserver {
+class TamperingObserver final : public ForwardingObserver {
  public:
-  TamperingObserver(ClientObserver& next, const RunHooks& hooks) : next_(next), hooks_(hooks) {}
-  void OnWelcome(const ClientInfo& c, const Welcome& w) override { next_.OnWelcome(c, w); }
-  void OnRequest(const ClientInfo& c, const Request& r) override { next_.OnRequest(c, r); }
+  TamperingObserver(ClientObserver& next, const RunHooks& hooks)
+      : ForwardingObserver(next), hooks_(hooks) {}
   void OnAnswer(const ClientInfo& c, const SessionModel& s, const Request& r,
                 const Answer& a) override {
     if (!hooks_.tamper_answer_for_test) return next_.OnAnswer(c, s, r, a);
@@ -157,18 +156,8 @@ class TamperingObserver final : public ClientObserver {
     hooks_.tamper_answer_for_test(c, r, copy);
     next_.OnAnswer(c, s, r, copy);
   }
-  void OnCancelSent(const ClientInfo& c, const Request& r) override { next_.OnCancelSent(c, r); }
-  void OnReadingPaused(const ClientInfo& c, int32_t pid) override { next_.OnReadingPaused(c, pid); }
-  void OnReadingResumed(const ClientInfo& c, int32_t pid) override {
-    next_.OnReadingResumed(c, pid);
-  }
-  void OnStray(const ClientInfo& c, std::string_view what) override { next_.OnStray(c, what); }
-  void OnEnded(const ClientInfo& c, const SessionModel& s, const Ending& e) override {
-    next_.OnEnded(c, s, e);
-  }
 
  private:
-  ClientObserver& next_;
   const RunHooks& hooks_;
 };
 

@@ -116,6 +116,31 @@ class ClientObserver {
                        const Ending& ending) = 0;
 };
 
+// A link in a chain of observers that passes every observation on to `next` unchanged; a
+// subclass overrides only what it intercepts.
+class ForwardingObserver : public ClientObserver {
+ public:
+  explicit ForwardingObserver(ClientObserver& next) : next_(next) {}
+  void OnWelcome(const ClientInfo& c, const Welcome& w) override { next_.OnWelcome(c, w); }
+  void OnRequest(const ClientInfo& c, const Request& r) override { next_.OnRequest(c, r); }
+  void OnAnswer(const ClientInfo& c, const SessionModel& s, const Request& r,
+                const Answer& a) override {
+    next_.OnAnswer(c, s, r, a);
+  }
+  void OnCancelSent(const ClientInfo& c, const Request& r) override { next_.OnCancelSent(c, r); }
+  void OnReadingPaused(const ClientInfo& c, int32_t pid) override { next_.OnReadingPaused(c, pid); }
+  void OnReadingResumed(const ClientInfo& c, int32_t pid) override {
+    next_.OnReadingResumed(c, pid);
+  }
+  void OnStray(const ClientInfo& c, std::string_view what) override { next_.OnStray(c, what); }
+  void OnEnded(const ClientInfo& c, const SessionModel& s, const Ending& e) override {
+    next_.OnEnded(c, s, e);
+  }
+
+ protected:
+  ClientObserver& next_;
+};
+
 class SimClient;  // workload.cc
 
 class Workload {

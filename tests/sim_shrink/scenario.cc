@@ -60,12 +60,10 @@ NodeOptions PrimaryOptions(const ProxyConfig& proxy) {
 }  // namespace
 
 // Forwards observations to the oracles, letting a test break answers on the way.
-class Scenario::TamperingObserver final : public ClientObserver {
+class Scenario::TamperingObserver final : public ForwardingObserver {
  public:
   TamperingObserver(ClientObserver& next, const Scenario& scenario)
-      : next_(next), scenario_(scenario) {}
-  void OnWelcome(const ClientInfo& c, const Welcome& w) override { next_.OnWelcome(c, w); }
-  void OnRequest(const ClientInfo& c, const Request& r) override { next_.OnRequest(c, r); }
+      : ForwardingObserver(next), scenario_(scenario) {}
   void OnAnswer(const ClientInfo& c, const SessionModel& s, const Request& r,
                 const Answer& a) override {
     const auto& tamper = scenario_.options_.tamper_answer_for_test;
@@ -74,18 +72,8 @@ class Scenario::TamperingObserver final : public ClientObserver {
     tamper(scenario_, c, r, copy);
     next_.OnAnswer(c, s, r, copy);
   }
-  void OnCancelSent(const ClientInfo& c, const Request& r) override { next_.OnCancelSent(c, r); }
-  void OnReadingPaused(const ClientInfo& c, int32_t pid) override { next_.OnReadingPaused(c, pid); }
-  void OnReadingResumed(const ClientInfo& c, int32_t pid) override {
-    next_.OnReadingResumed(c, pid);
-  }
-  void OnStray(const ClientInfo& c, std::string_view what) override { next_.OnStray(c, what); }
-  void OnEnded(const ClientInfo& c, const SessionModel& s, const Ending& e) override {
-    next_.OnEnded(c, s, e);
-  }
 
  private:
-  ClientObserver& next_;
   const Scenario& scenario_;
 };
 
