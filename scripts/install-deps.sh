@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   cmake ninja-build clang libclang-rt-14-dev g++ make
-  libabsl-dev libfmt-dev libcli11-dev librapidcheck-dev libpg-query-dev libtomlplusplus-dev
+  libabsl-dev libfmt-dev libcli11-dev librapidcheck-dev libpg-query-dev libprotobuf-c-dev libtomlplusplus-dev
   libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 postgresql-client-15 postgresql-server-dev-15 pgbouncer python3
 )
