@@ -35,7 +35,9 @@ absl::StatusOr<ServeSettings> MergeSettings(const ServeCommand& serve) {
   for (const SettingInfo& info : ServeSettingTable()) {
     const CLI::Option* option = serve.options.at(std::string(info.flag));
     if (option->count() == 0) continue;
-    if (info.text != nullptr) {
+    if (info.list != nullptr) {
+      settings.*info.list = serve.flags.*info.list;
+    } else if (info.text != nullptr) {
       settings.*info.text = serve.flags.*info.text;
     } else {
       settings.*info.number = serve.flags.*info.number;
@@ -61,7 +63,11 @@ void AddServeCommand(CLI::App& app, ServeCommand& serve) {
   for (const SettingInfo& info : ServeSettingTable()) {
     const std::string flag = Cat("--", info.flag);
     CLI::Option* option;
-    if (info.text != nullptr) {
+    if (info.list != nullptr) {
+      option = serve.command->add_option(flag, serve.flags.*info.list, std::string(info.help));
+      option->take_all();
+      option->allow_extra_args(false);
+    } else if (info.text != nullptr) {
       option = serve.command->add_option(flag, serve.flags.*info.text, std::string(info.help));
       option->default_str(defaults.*info.text);
     } else {
@@ -93,11 +99,15 @@ int RunServe(const ServeCommand& serve) {
                            return std::make_unique<io_real::CoreUnit>(id, client, proxy, env,
                                                                       admitted);
                          });
+  if (!proxy.health_user.empty()) {
+    driver.AddSystemUnit(
+        std::make_unique<io_real::CoreUnit>(Unit::NewHealthChecker(UnitId{}, proxy, env)));
+  }
   io_real::Log(
-      "event=starting primary=%s auth_type=%s users=%d pool_size=%d "
+      "event=starting primary=%s replicas=%d auth_type=%s users=%d pool_size=%d "
       "max_server_connections=%d max_clients=%d",
-      io_real::LogValue(settings->primary), settings->auth_type, proxy.users.size(),
-      proxy.pool_size, proxy.max_server_connections, proxy.max_clients);
+      io_real::LogValue(settings->primary), settings->replica.size(), settings->auth_type,
+      proxy.users.size(), proxy.pool_size, proxy.max_server_connections, proxy.max_clients);
   if (absl::Status status = driver.Listen(); !status.ok()) {
     io_real::Log("event=startup_failed error=%s", io_real::LogValue(AsView(status.message())));
     return kExitFailure;

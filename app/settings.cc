@@ -92,6 +92,48 @@ absl::Status LoadAuth(const ServeSettings& settings, ProxyConfig& proxy) {
   return absl::OkStatus();
 }
 
+absl::Status LoadRouting(const ServeSettings& settings, size_t nodes, ProxyConfig& proxy) {
+  proxy.node_count = nodes;
+  if (settings.pool_mode != "session") {
+    return absl::InvalidArgumentError(Cat("--pool-mode (pool_mode) must be session, got '",
+                                          settings.pool_mode,
+                                          "' (transaction pooling is not available yet)"));
+  }
+  proxy.pool_mode = PoolMode::kSession;
+  if (settings.read_your_writes == "lsn") {
+    proxy.read_your_writes = ReadYourWrites::kLsn;
+  } else if (settings.read_your_writes == "none") {
+    proxy.read_your_writes = ReadYourWrites::kNone;
+  } else {
+    return absl::InvalidArgumentError(
+        Cat("--read-your-writes (read_your_writes) must be lsn or "
+            "none, got '",
+            settings.read_your_writes, "'"));
+  }
+  if (settings.route_reads != "on" && settings.route_reads != "off") {
+    return absl::InvalidArgumentError(
+        Cat("--route-reads (route_reads) must be on or off, got '", settings.route_reads, "'"));
+  }
+  proxy.route_reads = settings.route_reads == "on";
+  proxy.no_route_users = settings.no_route_users;
+  proxy.no_route_databases = settings.no_route_databases;
+  proxy.health_user = settings.health_user;
+  proxy.health_database = settings.health_database;
+  proxy.health_check_interval_ms = settings.health_check_interval_ms;
+  proxy.health_check_timeout_ms = settings.health_check_timeout_ms;
+  proxy.health_check_failures_to_down = static_cast<int>(settings.health_check_failures);
+  if (nodes > 1 && proxy.health_user.empty()) {
+    return absl::InvalidArgumentError(
+        "with --replica, give --health-user (health_user): roles and lag come from its polls");
+  }
+  if (!proxy.health_user.empty() && proxy.auth_type != auth::AuthType::kTrust &&
+      !proxy.users.contains(proxy.health_user)) {
+    return absl::InvalidArgumentError(
+        Cat("--health-user ", proxy.health_user, " has no entry in the users file (its password)"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string SettingInfo::TomlKey() const {
@@ -112,6 +154,9 @@ ServeSettings DefaultServeSettings() {
   settings.server_idle_timeout_ms = proxy.server_idle_timeout_ms;
   settings.client_idle_timeout_ms = proxy.client_idle_timeout_ms;
   settings.max_message_bytes = static_cast<int64_t>(proxy.message_size_max);
+  settings.health_check_interval_ms = proxy.health_check_interval_ms;
+  settings.health_check_timeout_ms = proxy.health_check_timeout_ms;
+  settings.health_check_failures = proxy.health_check_failures_to_down;
   return settings;
 }
 
@@ -120,6 +165,10 @@ const std::vector<SettingInfo>& ServeSettingTable() {
   static const std::vector<SettingInfo> table = {
       {"listen", "HOST:PORT", "Address to accept clients on (port 0: any free port)", &S::listen},
       {"primary", "HOST:PORT", "The PostgreSQL primary server (required)", &S::primary},
+      {"replica", "HOST:PORT",
+       "A streaming replica for reads; repeat for more (TOML: an array). Roles are detected: a "
+       "promoted replica takes the writes",
+       nullptr, nullptr, 0, 0, &S::replica},
       {"users", "FILE",
        "Users file: lines of \"user\" \"password\", the password plain, md5 or SCRAM-SHA-256",
        &S::users},
@@ -148,6 +197,31 @@ const std::vector<SettingInfo>& ServeSettingTable() {
       {"drain-timeout-ms", "MS",
        "On SIGTERM/SIGINT, sessions get this long to finish before they are cut (0: cut at once)",
        nullptr, &S::drain_timeout_ms, 0, kTimeoutMsMax},
+      {"pool-mode", "MODE",
+       "session: a server connection per client session (transaction pooling is not built yet)",
+       &S::pool_mode},
+      {"read-your-writes", "MODE",
+       "lsn: after a client's write, its reads wait for a replica that has replayed it; none: "
+       "any healthy replica",
+       &S::read_your_writes},
+      {"route-reads", "on|off", "Send read-only statements to replicas", &S::route_reads},
+      {"no-route-users", "USER",
+       "Users whose statements all go to the primary; repeat for more (TOML: an array)", nullptr,
+       nullptr, 0, 0, &S::no_route_users},
+      {"no-route-databases", "DB",
+       "Databases whose statements all go to the primary; repeat for more (TOML: an array)",
+       nullptr, nullptr, 0, 0, &S::no_route_databases},
+      {"health-user", "USER",
+       "The health checker's login (needed with replicas); its password comes from the users "
+       "file",
+       &S::health_user},
+      {"health-database", "DB", "The database the health checker connects to", &S::health_database},
+      {"health-check-interval-ms", "MS", "How often every node is polled", nullptr,
+       &S::health_check_interval_ms, 10, kTimeoutMsMax},
+      {"health-check-timeout-ms", "MS", "A poll (connect, login, query) that takes longer fails",
+       nullptr, &S::health_check_timeout_ms, 10, kTimeoutMsMax},
+      {"health-check-failures", "N", "Failed polls in a row after which a node is down", nullptr,
+       &S::health_check_failures, 1, 1000},
   };
   return table;
 }
@@ -167,7 +241,24 @@ absl::Status ApplyToml(std::string_view text, std::string_view source, std::stri
     known.insert(key);
     const toml::node* node = table.get(key);
     if (node == nullptr) continue;
-    if (info.text != nullptr) {
+    if (info.list != nullptr) {
+      const toml::array* array = node->as_array();
+      std::vector<std::string> values;
+      if (node->is_string()) {
+        values.push_back(**node->as_string());
+      } else if (array != nullptr) {
+        for (const toml::node& item : *array) {
+          if (!item.is_string()) {
+            return absl::InvalidArgumentError(
+                Cat(source, ": ", key, " must be an array of strings"));
+          }
+          values.push_back(**item.as_string());
+        }
+      } else {
+        return absl::InvalidArgumentError(Cat(source, ": ", key, " must be an array of strings"));
+      }
+      settings.*info.list = std::move(values);
+    } else if (info.text != nullptr) {
       if (!node->is_string()) {
         return absl::InvalidArgumentError(Cat(source, ": ", key, " must be a string"));
       }
@@ -220,8 +311,19 @@ absl::StatusOr<ServePlan> BuildServePlan(const ServeSettings& settings) {
     return absl::InvalidArgumentError(Cat("--primary: ", primary.status().message()));
   }
   plan.nodes.push_back(*std::move(primary));
+  for (const std::string& replica : settings.replica) {
+    absl::StatusOr<io_real::SocketAddress> address = io_real::Resolve(replica, false);
+    if (!address.ok()) {
+      return absl::InvalidArgumentError(
+          Cat("--replica ", replica, ": ", address.status().message()));
+    }
+    plan.nodes.push_back(*std::move(address));
+  }
   ProxyConfig& proxy = plan.proxy;
   if (absl::Status status = LoadAuth(settings, proxy); !status.ok()) return status;
+  if (absl::Status status = LoadRouting(settings, plan.nodes.size(), proxy); !status.ok()) {
+    return status;
+  }
   proxy.pool_size = static_cast<int>(settings.pool_size);
   proxy.max_server_connections = static_cast<int>(settings.max_server_connections);
   proxy.max_clients = static_cast<int>(settings.max_clients);

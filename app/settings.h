@@ -19,7 +19,8 @@ namespace switchyard::app {
 struct ServeSettings {
   std::string listen = "127.0.0.1:6432";
   std::string primary;
-  std::string users;  // path of the users file
+  std::vector<std::string> replica;  // HOST:PORT each
+  std::string users;                 // path of the users file
   std::string auth_type = "scram-sha-256";
   int64_t workers = 0;  // 0: one per CPU
   int64_t pool_size = 0;
@@ -32,6 +33,16 @@ struct ServeSettings {
   int64_t client_idle_timeout_ms = 0;
   int64_t max_message_bytes = 0;
   int64_t drain_timeout_ms = 30'000;
+  std::string pool_mode = "session";
+  std::string read_your_writes = "lsn";
+  std::string route_reads = "on";
+  std::vector<std::string> no_route_users;
+  std::vector<std::string> no_route_databases;
+  std::string health_user;
+  std::string health_database = "postgres";
+  int64_t health_check_interval_ms = 0;
+  int64_t health_check_timeout_ms = 0;
+  int64_t health_check_failures = 0;
 };
 
 // The defaults: ProxyConfig's, plus the driver's.
@@ -42,10 +53,12 @@ struct SettingInfo {
   std::string_view flag;  // without the leading "--"
   std::string_view value_name;
   std::string_view help;
-  std::string ServeSettings::*text = nullptr;  // exactly one of these two is set
+  std::string ServeSettings::*text = nullptr;  // exactly one of these three is set
   int64_t ServeSettings::*number = nullptr;
   int64_t min = 0;  // for numbers
   int64_t max = 0;
+  // A list: repeat the flag, or a TOML array of strings.
+  std::vector<std::string> ServeSettings::*list = nullptr;
   std::string TomlKey() const;  // flag with '-' replaced by '_'
 };
 const std::vector<SettingInfo>& ServeSettingTable();

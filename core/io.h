@@ -49,8 +49,14 @@ struct ServiceReplied {
   ServiceReply reply;
 };
 
+// The cluster view changed (a role, a node up or down, an LSN): the driver delivers it to every
+// unit.
+struct NodeStateChanged {
+  ClusterSnapshot snapshot;
+};
+
 using Event = std::variant<Accepted, Connected, ConnectFailed, Received, Writable, Closed,
-                           TimerFired, ServiceReplied>;
+                           TimerFired, ServiceReplied, NodeStateChanged>;
 
 // --- Actions: what the core wants done, drained by the driver with PollAction(). ---
 

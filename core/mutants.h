@@ -19,6 +19,13 @@ enum class Mutant : uint64_t {
   kCancelWrongServer = 1 << 4,   // deliver a cancel to another client's unit
   kForwardServerFatal = 1 << 5,  // pass a server's FATAL to the client as its own
   kIgnoreWatermark = 1 << 6,     // keep reading the server however slow the client is
+  // Routing and failover (DESIGN.md section 5).
+  kStaleReadAfterWrite = 1 << 7,      // send reads to any replica, however far behind our writes
+  kSkipReplayAfterLoss = 1 << 8,      // a replacement connection gets none of the session's SETs
+  kRetryWriteAfterLoss = 1 << 9,      // resend any statement whose connection was lost
+  kReadInWriteTransaction = 1 << 10,  // route reads inside a read-write transaction too
+  kLockingReadToReplica = 1 << 11,    // SELECT ... FOR UPDATE/SHARE counts as a read
+  kSplitSyncBatch = 1 << 12,          // route a Sync batch by its first statement only
 };
 
 struct MutantInfo {
@@ -27,7 +34,7 @@ struct MutantInfo {
   std::string_view what;
 };
 
-inline constexpr std::array<MutantInfo, 7> kMutants{{
+inline constexpr std::array<MutantInfo, 13> kMutants{{
     {Mutant::kSkipDiscardAll, "skip-discard-all",
      "return server connections to the pool without DISCARD ALL"},
     {Mutant::kDropReadyForQuery, "drop-ready-for-query",
@@ -42,6 +49,18 @@ inline constexpr std::array<MutantInfo, 7> kMutants{{
      "pass a server's FATAL to the client as if it were the client's own"},
     {Mutant::kIgnoreWatermark, "ignore-watermark",
      "keep reading the server however far behind the client is"},
+    {Mutant::kStaleReadAfterWrite, "stale-read-after-write",
+     "send a client's reads to any replica, even one that has not replayed its own writes"},
+    {Mutant::kSkipReplayAfterLoss, "skip-replay-after-loss",
+     "give a client a replacement server connection without replaying its SETs"},
+    {Mutant::kRetryWriteAfterLoss, "retry-write-after-loss",
+     "resend a statement whose server connection was lost, writes included"},
+    {Mutant::kReadInWriteTransaction, "read-in-write-transaction",
+     "route a read inside a read-write transaction to a replica"},
+    {Mutant::kLockingReadToReplica, "locking-read-to-replica",
+     "route SELECT ... FOR UPDATE/SHARE to a replica as if it were a plain read"},
+    {Mutant::kSplitSyncBatch, "split-sync-batch",
+     "route an extended-protocol Sync batch by its first statement, not all of them"},
 }};
 
 inline constexpr bool kMutantsCompiledIn =

@@ -18,6 +18,12 @@
 #include "core/service.h"
 
 namespace switchyard {
+namespace route {
+class FunctionVolatility;
+}
+
+enum class PoolMode { kSession, kTransaction };
+enum class ReadYourWrites { kNone, kLsn };
 
 struct ProxyConfig {
   auth::AuthType auth_type = auth::AuthType::kScramSha256;
@@ -34,19 +40,46 @@ struct ProxyConfig {
   uint64_t client_output_low_bytes = uint64_t{256} << 10;  // resume below this
   size_t message_size_max = size_t{256} << 20;
   std::string server_version_fallback = "15";
+  // Nodes by NodeId index: 0 is the configured primary, the rest the configured replicas.
+  // Roles are detected by the health checker; these are only where to look.
+  size_t node_count = 1;
+  PoolMode pool_mode = PoolMode::kSession;
+  ReadYourWrites read_your_writes = ReadYourWrites::kLsn;
+  // Send read-only statements to replicas (when there are any); off per user or database.
+  bool route_reads = true;
+  std::vector<std::string> no_route_users;
+  std::vector<std::string> no_route_databases;
+  // The health checker's login (its password comes from the users file) and timing.
+  std::string health_user;
+  std::string health_database = "postgres";
+  int64_t health_check_interval_ms = 1'000;
+  int64_t health_check_timeout_ms = 2'000;
+  int health_check_failures_to_down = 1;
+  // Seeds the replica tie-breaks of the least-outstanding balancing.
+  uint64_t balance_seed = 1;
+  // Function volatility for the classifier; null: the built-in table.
+  const route::FunctionVolatility* functions = nullptr;
   // Set only by the simulator's build (SWITCHYARD_MUTANTS); constant-false otherwise.
   uint64_t mutants = 0;
 };
 
 class ClientSession;
 class ServerSession;
+class HealthUnit;
 
 // A client session with its server sessions: the unit of scheduling (DESIGN.md section 3).
 class Unit {
  public:
   // `admitted` is false when the proxy is over max_clients: the unit then refuses the client
   // with 53300 at its first packet.
-  Unit(UnitId id, ConnId client, const ProxyConfig& config, Environment& env, bool admitted);
+  // `cluster` is the cluster view when the unit starts (Services::cluster()); an empty one means
+  // the configured primary alone.
+  Unit(UnitId id, ConnId client, const ProxyConfig& config, Environment& env, bool admitted,
+       ClusterSnapshot cluster = {});
+  // The health checker's unit: no client; it polls every node and reports NodePolled to the
+  // services. The driver starts it (a TimerFired) and runs it like any other unit.
+  static std::unique_ptr<Unit> NewHealthChecker(UnitId id, const ProxyConfig& config,
+                                                Environment& env);
   ~Unit();
   Unit(const Unit&) = delete;
   Unit& operator=(const Unit&) = delete;
@@ -68,8 +101,10 @@ class Unit {
 
  private:
   class Impl;
+  explicit Unit(UnitId id);
   UnitId id_;
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<Impl> impl_;          // a client's unit
+  std::unique_ptr<HealthUnit> health_;  // or the health checker's
 };
 
 struct Counters {
@@ -82,6 +117,7 @@ struct Counters {
   uint64_t cancels_forwarded = 0;
   uint64_t server_connections_opened = 0;
   uint64_t server_connections_reused = 0;
+  uint64_t replica_reads = 0;  // batches sent to a replica
 };
 
 // The pool, the cancel-key registry and the counters: the only state several units touch.
@@ -102,6 +138,8 @@ class Services {
     std::vector<ConnId> now_idle;
     // Connections the pool gave up (idle timeout, lost): the driver closes them.
     std::vector<ConnId> close;
+    // The cluster view changed: the driver delivers NodeStateChanged{cluster()} to every unit.
+    bool cluster_changed = false;
   };
 
   Outcome Handle(Instant now, UnitId from, ServiceRequest request);
@@ -115,6 +153,8 @@ class Services {
   bool AdmitClient();
   void ClientGone(UnitId unit);
   const Counters& counters() const;
+  // The cluster view as the health checker last reported it.
+  const ClusterSnapshot& cluster() const;
 
  private:
   class Impl;

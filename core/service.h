@@ -37,6 +37,42 @@ struct PooledConnection {
   Instant idle_since;
 };
 
+// --- The cluster view (DESIGN.md section 5), as every unit sees it ---
+
+enum class NodeRole : uint8_t {
+  kUnknown,  // never polled successfully yet
+  kPrimary,
+  kReplica,
+  kFenced,  // claims to be primary on a lower timeline than the real one: gets no traffic
+};
+
+struct NodeState {
+  NodeId node;
+  NodeRole role = NodeRole::kUnknown;
+  bool up = false;
+  // When its last successful poll began.
+  Instant polled;
+  // pg_last_wal_replay_lsn() on a replica, pg_current_wal_insert_lsn() on a primary, as last
+  // polled.
+  uint64_t lsn = 0;
+  friend bool operator==(const NodeState&, const NodeState&) = default;
+};
+
+// What the health checker last learned of every node. The driver hands each unit a copy when it
+// is created and a NodeStateChanged event whenever it changes.
+struct ClusterSnapshot {
+  uint64_t version = 0;
+  std::optional<NodeId> primary;
+  // Bumps whenever the primary changes (to another node or to none): read-your-writes
+  // watermarks from an older generation no longer mean anything.
+  uint64_t primary_generation = 0;
+  // The primary's last successful poll: when it began and the LSN it read.
+  Instant primary_poll_began;
+  uint64_t primary_lsn = 0;
+  std::vector<NodeState> nodes;  // by NodeId index
+  friend bool operator==(const ClusterSnapshot&, const ClusterSnapshot&) = default;
+};
+
 // --- Requests ---
 
 // Ask for a server connection for `key`. Answered with CheckoutReply, possibly much later when
@@ -80,11 +116,34 @@ struct CountersDelta {
   uint64_t protocol_errors = 0;
   uint64_t auth_failures = 0;
   uint64_t server_losses = 0;
+  uint64_t replica_reads = 0;
 };
 
-using ServiceRequest = std::variant<CheckoutRequest, ReleaseRequest, ForgetRequest,
-                                    CancelCheckoutRequest, RegisterCancelKeyRequest,
-                                    UnregisterCancelKeyRequest, CancelRequest, CountersDelta>;
+// Choose the replica for a read (least outstanding requests, seeded tie-breaks) among the
+// `candidates` the unit found fresh enough for it. Answered with ReplicaChosen; the chosen node
+// counts one more outstanding request until the unit sends NodeDone for it.
+struct PickReplicaRequest {
+  std::vector<NodeId> candidates;
+};
+// The request counted by a ReplicaChosen has finished (or was never sent).
+struct NodeDone {
+  NodeId node;
+};
+// One health poll's outcome, from the health checker's unit.
+struct NodePolled {
+  NodeId node;
+  Instant began;
+  bool ok = false;
+  bool in_recovery = false;
+  uint64_t lsn = 0;
+  uint32_t timeline = 0;  // 0: unknown
+  std::string error;
+};
+
+using ServiceRequest =
+    std::variant<CheckoutRequest, ReleaseRequest, ForgetRequest, CancelCheckoutRequest,
+                 RegisterCancelKeyRequest, UnregisterCancelKeyRequest, CancelRequest, CountersDelta,
+                 PickReplicaRequest, NodeDone, NodePolled>;
 
 // --- Replies ---
 
@@ -102,6 +161,10 @@ struct CheckoutReply {
 // Another connection asked to cancel this unit's query.
 struct CancelDelivered {};
 
-using ServiceReply = std::variant<CheckoutReply, CancelDelivered>;
+struct ReplicaChosen {
+  std::optional<NodeId> node;  // none when no candidate can take it
+};
+
+using ServiceReply = std::variant<CheckoutReply, CancelDelivered, ReplicaChosen>;
 
 }  // namespace switchyard

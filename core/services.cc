@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "absl/strings/str_format.h"
+#include "core/cluster/cluster_view.h"
 #include "core/mutants.h"
 #include "core/pool/pool.h"
 #include "core/proxy.h"
@@ -31,12 +32,52 @@ PoolLimits LimitsOf(const ProxyConfig& config) {
   };
 }
 
+ClusterView MakeClusterView(const ProxyConfig& config) {
+  std::vector<ClusterView::NodeConfig> nodes;
+  for (size_t i = 0; i < config.node_count; ++i) {
+    nodes.push_back({NodeId{static_cast<uint32_t>(i)}, i == 0});
+  }
+  ClusterView::Options options;
+  options.failures_to_down = config.health_check_failures_to_down;
+  return ClusterView(std::move(nodes), options);
+}
+
+NodeRole RoleOf(ClusterView::Role role) {
+  switch (role) {
+    case ClusterView::Role::kUnknown:
+      return NodeRole::kUnknown;
+    case ClusterView::Role::kPrimary:
+      return NodeRole::kPrimary;
+    case ClusterView::Role::kReplica:
+      return NodeRole::kReplica;
+    case ClusterView::Role::kFenced:
+      return NodeRole::kFenced;
+  }
+  return NodeRole::kUnknown;
+}
+
 }  // namespace
 
 class Services::Impl {
  public:
   explicit Impl(const ProxyConfig& config)
-      : pool_(LimitsOf(config)), max_clients_(config.max_clients), mutants_(config.mutants) {}
+      : pool_(LimitsOf(config)),
+        max_clients_(config.max_clients),
+        mutants_(config.mutants),
+        view_(MakeClusterView(config)),
+        outstanding_(config.node_count, 0),
+        balance_state_(config.balance_seed | 1) {
+    // Until the first poll, the configured primary is taken at its word, so a proxy without
+    // replicas (and without a health checker) works as before.
+    snapshot_.primary = NodeId{0};
+    for (size_t i = 0; i < config.node_count; ++i) {
+      snapshot_.nodes.push_back(NodeState{NodeId{static_cast<uint32_t>(i)},
+                                          i == 0 ? NodeRole::kPrimary : NodeRole::kUnknown, i == 0,
+                                          Instant{}, 0});
+    }
+  }
+
+  const ClusterSnapshot& cluster() const { return snapshot_; }
 
   Outcome Handle(Instant now, UnitId from, ServiceRequest request) {
     if (!from.valid()) Die("a service request from an invalid unit");
@@ -123,12 +164,81 @@ class Services::Impl {
     ++counters_.cancels_forwarded;
     return out;
   }
+  Outcome On(Instant, UnitId, NodePolled& polled) {
+    ClusterView::PollResult result;
+    result.node = polled.node;
+    result.began = polled.began;
+    result.finished = polled.began;
+    result.ok = polled.ok;
+    result.in_recovery = polled.in_recovery;
+    result.lsn = polled.lsn;
+    result.timeline = polled.timeline;
+    result.error = std::move(polled.error);
+    if (result.node.index >= view_.nodes().size()) Die("a poll of an unknown node");
+    const ClusterView::Changes changes = view_.Apply(result);
+    Outcome out;
+    // Every successful poll of the primary is news even when nothing moved: a unit waiting for
+    // a poll that began after its write learns from it that no replica lags behind that write.
+    const bool primary_polled = result.ok && view_.primary() == result.node;
+    if (!changes.routing && !changes.lsn && !primary_polled) return out;
+    ClusterSnapshot next;
+    next.version = snapshot_.version + 1;
+    next.primary = view_.primary();
+    next.primary_generation = view_.primary_generation();
+    next.primary_lsn = view_.last_primary_lsn();
+    if (next.primary) {
+      const ClusterView::NodeView& primary = view_.node(*next.primary);
+      next.primary_poll_began = primary.last_poll_began.value_or(Instant{});
+    }
+    for (const ClusterView::NodeView& node : view_.nodes()) {
+      next.nodes.push_back(NodeState{node.id, RoleOf(node.role), node.up,
+                                     node.last_poll_began.value_or(Instant{}), node.lsn});
+    }
+    snapshot_ = std::move(next);
+    out.cluster_changed = true;
+    return out;
+  }
+  // Least outstanding requests; ties broken by a seeded draw, so the same seed balances the
+  // same way.
+  Outcome On(Instant, UnitId from, PickReplicaRequest& request) {
+    std::optional<NodeId> best;
+    uint64_t best_draw = 0;
+    for (NodeId node : request.candidates) {
+      if (node.index >= outstanding_.size()) Die("a replica choice among unknown nodes");
+      const uint64_t draw = NextDraw();
+      if (!best || outstanding_[node.index] < outstanding_[best->index] ||
+          (outstanding_[node.index] == outstanding_[best->index] && draw < best_draw)) {
+        best = node;
+        best_draw = draw;
+      }
+    }
+    if (best) ++outstanding_[best->index];
+    Outcome out;
+    out.deliveries.push_back({from, ReplicaChosen{best}});
+    return out;
+  }
+  Outcome On(Instant, UnitId, NodeDone& done) {
+    if (done.node.index >= outstanding_.size() || outstanding_[done.node.index] == 0) {
+      Die("NodeDone without a request counted on the node");
+    }
+    --outstanding_[done.node.index];
+    return {};
+  }
+  uint64_t NextDraw() {
+    // xorshift64*: the services draw nothing from the environment, so balancing is seeded.
+    balance_state_ ^= balance_state_ >> 12;
+    balance_state_ ^= balance_state_ << 25;
+    balance_state_ ^= balance_state_ >> 27;
+    return balance_state_ * 0x2545F4914F6CDD1DULL;
+  }
+
   Outcome On(Instant, UnitId, CountersDelta& delta) {
     counters_.clients_accepted += delta.clients_accepted;
     counters_.queries += delta.queries;
     counters_.protocol_errors += delta.protocol_errors;
     counters_.auth_failures += delta.auth_failures;
     counters_.server_losses += delta.server_losses;
+    counters_.replica_reads += delta.replica_reads;
     return {};
   }
 
@@ -164,6 +274,10 @@ class Services::Impl {
   std::map<CancelKey, UnitId> cancel_keys_;
   uint64_t mutants_;
   Counters counters_;
+  ClusterView view_;
+  ClusterSnapshot snapshot_;
+  std::vector<uint64_t> outstanding_;  // by node: replica reads chosen and not yet done
+  uint64_t balance_state_;
 };
 
 Services::Services(const ProxyConfig& config) : impl_(std::make_unique<Impl>(config)) {}
@@ -180,5 +294,6 @@ Services::Outcome Services::IdleConnectionLost(Instant, ConnId conn) {
 bool Services::AdmitClient() { return impl_->AdmitClient(); }
 void Services::ClientGone(UnitId unit) { impl_->ClientGone(unit); }
 const Counters& Services::counters() const { return impl_->counters(); }
+const ClusterSnapshot& Services::cluster() const { return impl_->cluster(); }
 
 }  // namespace switchyard

@@ -15,18 +15,20 @@ namespace switchyard::io_real {
 class CoreUnit final : public UnitLike {
  public:
   CoreUnit(UnitId id, ConnId client, const ProxyConfig& config, Environment& env, bool admitted)
-      : unit_(id, client, config, env, admitted) {}
+      : unit_(std::make_unique<Unit>(id, client, config, env, admitted)) {}
+  // A unit made another way (the health checker's).
+  explicit CoreUnit(std::unique_ptr<Unit> unit) : unit_(std::move(unit)) {}
 
-  void Handle(Instant now, const Event& event) override { unit_.Handle(now, event); }
-  std::optional<Action> PollAction() override { return unit_.PollAction(); }
-  std::optional<Instant> NextDeadline() const override { return unit_.NextDeadline(); }
-  std::vector<ConnId> Conns() const override { return unit_.Conns(); }
-  bool WantsRead(ConnId conn) const override { return unit_.WantsRead(conn); }
-  bool Finished() const override { return unit_.Finished(); }
-  void BeginDrain(Instant now) override { unit_.BeginDrain(now); }
+  void Handle(Instant now, const Event& event) override { unit_->Handle(now, event); }
+  std::optional<Action> PollAction() override { return unit_->PollAction(); }
+  std::optional<Instant> NextDeadline() const override { return unit_->NextDeadline(); }
+  std::vector<ConnId> Conns() const override { return unit_->Conns(); }
+  bool WantsRead(ConnId conn) const override { return unit_->WantsRead(conn); }
+  bool Finished() const override { return unit_->Finished(); }
+  void BeginDrain(Instant now) override { unit_->BeginDrain(now); }
 
  private:
-  Unit unit_;
+  std::unique_ptr<Unit> unit_;
 };
 
 class CoreServices final : public ServicesLike {
@@ -43,6 +45,7 @@ class CoreServices final : public ServicesLike {
   }
   bool AdmitClient() override { return services_.AdmitClient(); }
   void ClientGone(UnitId unit) override { services_.ClientGone(unit); }
+  ClusterSnapshot cluster() const override { return services_.cluster(); }
 
  private:
   Services& services_;

@@ -45,6 +45,9 @@ Driver::~Driver() = default;
 absl::Status Driver::Listen() { return impl_->Listen(); }
 std::string Driver::listen_address() const { return impl_->listen_address_; }
 uint16_t Driver::listen_port() const { return impl_->listen_port_; }
+void Driver::AddSystemUnit(std::unique_ptr<UnitLike> unit) {
+  impl_->AddSystemUnit(std::move(unit));
+}
 absl::Status Driver::Run() { return impl_->Run(); }
 void Driver::Shutdown() { impl_->Shutdown(); }
 DriverStats Driver::stats() const { return impl_->Stats(); }
@@ -118,6 +121,10 @@ absl::Status DriverImpl::Listen() {
   return absl::OkStatus();
 }
 
+void DriverImpl::AddSystemUnit(std::unique_ptr<UnitLike> unit) {
+  system_units_.push_back(std::move(unit));
+}
+
 absl::Status DriverImpl::Run() {
   if (listen_fd_ < 0) return absl::FailedPreconditionError("Listen() must succeed before Run()");
   if (config_.handle_signals) {
@@ -136,6 +143,21 @@ absl::Status DriverImpl::Run() {
     event.data.u64 = kSignalTag;
     ::epoll_ctl(loop_fd_, EPOLL_CTL_ADD, signal_fd_, &event);
   }
+  for (std::unique_ptr<UnitLike>& unit : system_units_) {
+    auto record = std::make_unique<UnitRecord>();
+    if (config_.disarm_policy == sched::DisarmPolicy::kUnitSet) {
+      record->set_fd = ::epoll_create1(EPOLL_CLOEXEC);
+      if (record->set_fd < 0) return absl::InternalError(Cat("epoll_create1: ", ErrnoText(errno)));
+    }
+    record->unit = std::move(unit);
+    record->timer_due = true;
+    const UnitId id{++next_unit_};
+    std::lock_guard<std::mutex> lock(mu_);
+    units_.emplace(id, std::move(record));
+    sched_.AddUnit(id);
+    WakeUnitLocked(id);
+  }
+  system_units_.clear();
   for (int i = 0; i < config_.workers; ++i) workers_.emplace_back([this] { WorkerMain(); });
   LoopMain();
   return absl::OkStatus();
@@ -326,15 +348,18 @@ void DriverImpl::AdmitOne(int fd, const std::string& peer) {
   }
   const ConnId conn = env_.NewConnId();
   bool admitted;
+  ClusterSnapshot cluster;
   {
     std::lock_guard<std::mutex> services_lock(services_mu_);
     admitted = services_.AdmitClient();
+    cluster = services_.cluster();
   }
   const UnitId id{++next_unit_};
   CHECK(id.value <= kUnitIdMax) << "unit id space exhausted";
   unit_record->unit = factory_(id, conn, admitted);
   unit_record->admitted = admitted;
   unit_record->inbox.push_back(Accepted{conn, peer});
+  if (cluster.nodes.size() > 1) unit_record->inbox.push_back(NodeStateChanged{std::move(cluster)});
   auto conn_record = std::make_unique<ConnRecord>();
   conn_record->id = conn;
   conn_record->fd = fd;
@@ -637,6 +662,7 @@ void DriverImpl::ApplyOutcome(Instant now, Services::Outcome outcome, UnitId sel
         ApplyLocked(*change);
       }
     }
+    if (outcome.cluster_changed) BroadcastClusterLocked(self);
     for (Services::Delivery& delivery : outcome.deliveries) {
       if (delivery.unit != self && !units_.contains(delivery.unit)) {
         orphans.push_back(std::move(delivery));
@@ -649,6 +675,38 @@ void DriverImpl::ApplyOutcome(Instant now, Services::Outcome outcome, UnitId sel
   for (ConnId conn : outcome.close) ClosePooled(conn);
   for (Services::Delivery& orphan : orphans) DropOrphan(now, std::move(orphan));
   if (wake_loop) WakeLoop();
+}
+
+void DriverImpl::BroadcastClusterLocked(UnitId self) {
+  const ClusterSnapshot snapshot = services_.cluster();
+  LogNodeChanges(snapshot);
+  for (auto& [id, record] : units_) {
+    if (id == self) continue;
+    // Only the newest view matters: replace one still waiting in the inbox.
+    auto waiting = std::find_if(record->inbox.begin(), record->inbox.end(), [](const Event& e) {
+      return std::holds_alternative<NodeStateChanged>(e);
+    });
+    if (waiting != record->inbox.end()) {
+      std::get<NodeStateChanged>(*waiting).snapshot = snapshot;
+      continue;
+    }
+    record->inbox.push_back(NodeStateChanged{snapshot});
+    WakeUnitLocked(id);
+  }
+}
+
+void DriverImpl::LogNodeChanges(const ClusterSnapshot& snapshot) {
+  static constexpr std::string_view kRoles[] = {"unknown", "primary", "replica", "fenced"};
+  for (const NodeState& node : snapshot.nodes) {
+    const NodeState* before = node.node.index < logged_cluster_.nodes.size()
+                                  ? &logged_cluster_.nodes[node.node.index]
+                                  : nullptr;
+    if (before && before->role == node.role && before->up == node.up) continue;
+    Log("event=node_state node=%d role=%s up=%s primary=%s", node.node.index,
+        kRoles[static_cast<int>(node.role)], node.up ? "true" : "false",
+        snapshot.primary ? Cat("n", snapshot.primary->index) : std::string("none"));
+  }
+  logged_cluster_ = snapshot;
 }
 
 void DriverImpl::DeliverLocked(Services::Delivery delivery, UnitId self,

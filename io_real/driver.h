@@ -105,6 +105,10 @@ class Driver {
   std::string listen_address() const;
   uint16_t listen_port() const;
 
+  // A unit with no client, run from the start until the drain (the health checker). Call before
+  // Run(); it gets a TimerFired first.
+  void AddSystemUnit(std::unique_ptr<UnitLike> unit);
+
   // Runs the loop on the calling thread and `workers` worker threads until a shutdown has
   // drained and the sockets still lingering have finished (or the drain timeout passed). Call
   // Listen() first. Returns OK after a shutdown.

@@ -153,6 +153,7 @@ class DriverImpl {
   ~DriverImpl();
 
   absl::Status Listen();
+  void AddSystemUnit(std::unique_ptr<UnitLike> unit);
   absl::Status Run();
   void Shutdown();
   DriverStats Stats() const;
@@ -189,6 +190,10 @@ class DriverImpl {
                     std::vector<ServiceReply>* self_replies);
   void DeliverLocked(Services::Delivery delivery, UnitId self,
                      std::vector<ServiceReply>* self_replies);
+  // Tells every unit but `self` the new cluster view (caller holds services_mu_ and mu_).
+  void BroadcastClusterLocked(UnitId self);
+  // Logs each node whose role or health changed since the last call (caller holds services_mu_).
+  void LogNodeChanges(const ClusterSnapshot& snapshot);
   void ClosePooled(ConnId conn);
   void DropOrphan(Instant now, Services::Delivery orphan);
   // Reads the services' next deadline (caller holds services_mu_ and mu_); true when the loop
@@ -228,6 +233,7 @@ class DriverImpl {
   uint16_t listen_port_ = 0;
 
   std::mutex services_mu_;
+  ClusterSnapshot logged_cluster_;  // guarded by services_mu_
 
   std::mutex mu_;
   sched::Scheduler sched_;
@@ -246,6 +252,9 @@ class DriverImpl {
   int64_t loop_sleep_until_us_ = kAwake;
   bool stopping_ = false;
   bool draining_ = false;  // read by workers to wake the loop when the last unit goes
+
+  // Set before Run(), started by it.
+  std::vector<std::unique_ptr<UnitLike>> system_units_;
 
   // Loop-thread only.
   uint64_t next_unit_ = 0;

@@ -39,6 +39,9 @@ class ServicesLike {
   virtual Services::Outcome IdleConnectionLost(Instant now, ConnId conn) = 0;
   virtual bool AdmitClient() = 0;
   virtual void ClientGone(UnitId unit) = 0;
+  // The cluster view: a new unit is told it first, and every unit whenever an Outcome says it
+  // changed. A proxy without a health checker has none worth telling (empty nodes).
+  virtual ClusterSnapshot cluster() const { return {}; }
 };
 
 }  // namespace switchyard::io_real

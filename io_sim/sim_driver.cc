@@ -41,7 +41,8 @@ ConnId EventConn(const Event& event) {
   return std::visit(
       [](const auto& e) -> ConnId {
         using E = std::decay_t<decltype(e)>;
-        if constexpr (std::is_same_v<E, TimerFired> || std::is_same_v<E, ServiceReplied>) {
+        if constexpr (std::is_same_v<E, TimerFired> || std::is_same_v<E, ServiceReplied> ||
+                      std::is_same_v<E, NodeStateChanged>) {
           return ConnId{};
         } else {
           return e.conn;
@@ -51,9 +52,9 @@ ConnId EventConn(const Event& event) {
 }
 
 std::string_view EventName(const Event& event) {
-  static constexpr std::string_view kNames[] = {"Accepted",   "Connected",     "ConnectFailed",
-                                                "Received",   "Writable",      "Closed",
-                                                "TimerFired", "ServiceReplied"};
+  static constexpr std::string_view kNames[] = {"Accepted",   "Connected",      "ConnectFailed",
+                                                "Received",   "Writable",       "Closed",
+                                                "TimerFired", "ServiceReplied", "NodeStateChanged"};
   static_assert(std::size(kNames) == std::variant_size_v<Event>);
   return kNames[event.index()];
 }
@@ -65,6 +66,8 @@ SimDriver::SimDriver(SimDriverConfig config, Timeline& timeline, SimNetwork& net
                      UnitFactory factory, RunHash* hash)
     : impl_(std::make_unique<SimDriverImpl>(std::move(config), timeline, network, services, env,
                                             decisions, std::move(factory), hash)) {}
+void SimDriver::AddSystemUnit(const SystemUnitFactory& make) { impl_->AddSystemUnit(make); }
+
 SimDriver::~SimDriver() = default;
 
 bool SimDriver::Step() { return impl_->Step(std::nullopt) == SimDriverImpl::StepResult::kProgress; }
@@ -225,6 +228,9 @@ ConnId SimDriverImpl::OnAccept(LinkId link, PeerId client) {
   CHECK(record.unit != nullptr && record.unit->id() == id) << "the factory made a wrong unit";
   record.admitted = admitted;
   record.inbox.push_back(Accepted{conn, absl::StrFormat("client-%d:%d", client.value, link.value)});
+  if (services_.cluster().nodes.size() > 1) {
+    record.inbox.push_back(NodeStateChanged{services_.cluster()});
+  }
   conns_.emplace(conn, DriverConn{conn});
   sched_.AddUnit(id);
   sched_.AddConn(conn, sched::Owner::OfUnit(id));
@@ -339,6 +345,7 @@ void SimDriverImpl::ApplyOutcome(Services::Outcome outcome, UnitId self,
     if (auto change = sched_.ArmPooled(conn, sched::Interest{true, false})) Apply(*change);
     Record("pooled", {static_cast<int64_t>(conn.packed())});
   }
+  if (outcome.cluster_changed) BroadcastCluster(self);
   std::vector<Services::Delivery> orphans;
   for (Services::Delivery& delivery : outcome.deliveries) {
     if (delivery.unit != self && !units_.contains(delivery.unit)) {
@@ -350,6 +357,33 @@ void SimDriverImpl::ApplyOutcome(Services::Outcome outcome, UnitId self,
   RefreshServicesDeadline();
   for (ConnId conn : outcome.close) ClosePooled(conn);
   for (Services::Delivery& orphan : orphans) DropOrphan(std::move(orphan));
+}
+
+void SimDriverImpl::BroadcastCluster(UnitId self) {
+  Record("cluster", {static_cast<int64_t>(services_.cluster().version)});
+  for (auto& [id, record] : units_) {  // units_ is ordered by id: never hash order
+    if (id == self) continue;
+    auto waiting = std::find_if(record.inbox.begin(), record.inbox.end(), [](const Event& e) {
+      return std::holds_alternative<NodeStateChanged>(e);
+    });
+    if (waiting != record.inbox.end()) {
+      std::get<NodeStateChanged>(*waiting).snapshot = services_.cluster();
+      continue;
+    }
+    record.inbox.push_back(NodeStateChanged{services_.cluster()});
+    Wake(id);
+  }
+}
+
+void SimDriverImpl::AddSystemUnit(const SimDriver::SystemUnitFactory& make) {
+  const UnitId id{++next_unit_};
+  DriverUnit& record = units_[id];
+  record.unit = make(id);
+  CHECK(record.unit != nullptr && record.unit->id() == id) << "the factory made a wrong unit";
+  record.timer_due = true;
+  sched_.AddUnit(id);
+  Wake(id);
+  Record("system_unit", {static_cast<int64_t>(id.value)});
 }
 
 void SimDriverImpl::Deliver(Services::Delivery delivery, UnitId self,

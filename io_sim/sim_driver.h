@@ -105,6 +105,11 @@ class SimDriver {
   // steps were taken.
   Stop RunUntil(const std::function<bool()>& done, Instant until, uint64_t steps_max);
 
+  // A unit with no client, run from the start until the drain (the health checker). It gets a
+  // TimerFired first.
+  using SystemUnitFactory = std::function<std::unique_ptr<Unit>(UnitId unit)>;
+  void AddSystemUnit(const SystemUnitFactory& make);
+
   // Like SIGTERM: stop accepting, ask every unit to finish what is in flight and leave.
   void Shutdown();
 

@@ -155,6 +155,8 @@ class SimDriverImpl final : public ProxyEndpoint {
   // Applies a services Outcome: ownership changes first, then deliveries, then closes.
   // Replies for `self` are appended to `self_events` for the running unit.
   void ApplyOutcome(Services::Outcome outcome, UnitId self, std::deque<Event>* self_events);
+  void BroadcastCluster(UnitId self);
+  void AddSystemUnit(const SimDriver::SystemUnitFactory& make);
   void Deliver(Services::Delivery delivery, UnitId self, std::deque<Event>* self_events);
   void ClosePooled(ConnId conn);
   void DropOrphan(Services::Delivery orphan);

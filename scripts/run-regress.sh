@@ -18,6 +18,10 @@
 #   REGRESS_MAX_CONNECTIONS  pg_regress --max-connections (default: unlimited)
 #   REGRESS_SCHEDULE     a schedule file instead of parallel_schedule (for quick checks)
 #   PROXY_FLAGS          serve flags (default: --auth-type trust --workers 2)
+#   REGRESS_ROUTED=1     a third run, through a second switchyard in front of cluster C, a
+#                        primary with two streaming replicas, reads routed to them and
+#                        read-your-writes on; it is held to the "Differences with replicas"
+#                        section of the page
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -136,6 +140,28 @@ proxy_start "$binary" "$port_b" "$out/proxy.log" "${proxy_flags[@]}"
 pgc_log "cluster A :$port_a (direct), cluster B :$port_b behind $(basename "$binary") :$PROXY_PORT"
 
 # run_suite NAME PORT: pg_regress into $out/NAME; its console output in $out/NAME/output.txt.
+routed=0
+if [[ ${REGRESS_ROUTED:-0} == 1 && $binary != direct && $binary != pgbouncer ]]; then
+  routed=1
+  port_c=$(free_port)
+  port_c1=$(free_port)
+  port_c2=$(free_port)
+  pg_create_primary "$PGC_ROOT/c" "$port_c"
+  pg_start "$PGC_ROOT/c"
+  pg_create_replica "$port_c" "$PGC_ROOT/c1" "$port_c1"
+  pg_create_replica "$port_c" "$PGC_ROOT/c2" "$port_c2"
+  pg_start "$PGC_ROOT/c1"
+  pg_start "$PGC_ROOT/c2"
+  first_proxy_port=$PROXY_PORT first_proxy_pid=$PROXY_PID
+  proxy_start "$binary" "$port_c" "$out/proxy-routed.log" "${proxy_flags[@]}" \
+    --replica "127.0.0.1:$port_c1" --replica "127.0.0.1:$port_c2" --health-user postgres \
+    --health-check-interval-ms 100
+  ROUTED_PORT=$PROXY_PORT ROUTED_PID=$PROXY_PID
+  PROXY_PORT=$first_proxy_port PROXY_PID=$first_proxy_pid
+  pgc_log "cluster C :$port_c with replicas :$port_c1 :$port_c2 behind" \
+    "$(basename "$binary") :$ROUTED_PORT (reads routed, read-your-writes)"
+fi
+
 run_suite() {
   local name=$1 port=$2 started=$SECONDS status=0
   local extra=()
@@ -158,12 +184,21 @@ else
   run_suite proxy "$PROXY_PORT"
 fi
 proxy_alive || pgc_log "warning: the proxy (pid $PROXY_PID) exited during the run"
+if ((routed)); then
+  run_suite routed "$ROUTED_PORT"
+  kill -0 "$ROUTED_PID" 2>/dev/null ||
+    pgc_log "warning: the routing proxy (pid $ROUTED_PID) exited during the run"
+  # How much the replicas served (pg_stat_database, all databases).
+  for port in "$port_c" "$port_c1" "$port_c2"; do
+    sql_value "$port" "select sum(xact_commit) from pg_stat_database" 2>/dev/null || echo "?"
+  done >"$out/routed/commits"
+fi
 
 # Compare the sets of passing tests and print the summary; the exit status is the verdict.
-python3 - "$out" "$differences" <<'EOF'
+python3 - "$out" "$differences" "$routed" <<'EOF'
 import os, re, sys
 
-out, differences_path = sys.argv[1], sys.argv[2]
+out, differences_path, routed = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 # PG15 lines: "test foo   ... ok   12 ms", "     foo   ... FAILED   3 ms",
 # "     random ... failed (ignored)", "test foo ... FAILED (test process exited with exit code 2)".
 LINE = re.compile(r"^(?:test\s+)?\s*(\S+)\s+\.\.\.\s+(ok|FAILED|failed \(ignored\))")
@@ -177,13 +212,13 @@ def results(name):
                 status[m.group(1)] = {"ok": "ok", "FAILED": "failed"}.get(m.group(2), "ignored")
     return status
 
-def allowed_differences(path):
-    """Backquoted names of `- `name`: reason` lines in the page's Differences section."""
+def allowed_differences(path, section="differences"):
+    """Backquoted names of `- `name`: reason` lines in one section of the page."""
     names, in_section = {}, False
     with open(path) as f:
         for line in f:
             if line.startswith("#"):
-                in_section = line.lstrip("#").strip().lower() == "differences"
+                in_section = line.lstrip("#").strip().lower() == section
                 continue
             m = re.match(r"^\s*[-*]\s+`([^`]+)`\s*:\s*(.*)$", line)
             if in_section and m:
@@ -205,56 +240,71 @@ def diff_sections(name):
                 current.append(line.rstrip("\n"))
     return sections
 
-direct, proxy = results("direct"), results("proxy")
+direct = results("direct")
 if not direct:
     sys.exit(f"error: no test results in {out}/direct/output.txt (pg_regress could not run?)")
 passed_direct = {t for t, s in direct.items() if s == "ok"}
-passed_proxy = {t for t, s in proxy.items() if s == "ok"}
-ignored = sorted(t for t in direct if direct[t] == "ignored" or proxy.get(t) == "ignored")
-allowed = allowed_differences(differences_path)
-lost = sorted(passed_direct - passed_proxy - set(ignored))
+failed_direct = sorted(t for t, s in direct.items() if s == "failed")
+seconds_direct = open(os.path.join(out, "direct", "seconds")).read().strip()
+print()
+print(f"regression suite: {len(direct)} tests, {len(passed_direct)} passed direct "
+      f"({seconds_direct} s)")
+if failed_direct:
+    print(f"  failing even direct: {' '.join(failed_direct)}")
+
 # A test that fails even direct (say, a psql newer than the suite's expected files) still has to
 # behave the same through the proxy: its output must equal the direct output, byte for byte.
-def same_output(t):
-    paths = [os.path.join(out, n, "results", f"{t}.out") for n in ("direct", "proxy")]
+def same_output(t, run):
+    paths = [os.path.join(out, n, "results", f"{t}.out") for n in ("direct", run)]
     if not all(os.path.exists(p) for p in paths):
         return False
     return open(paths[0], "rb").read() == open(paths[1], "rb").read()
-failed_both = sorted(t for t, s in direct.items() if s == "failed" and proxy.get(t) == "failed")
-unequal = [t for t in failed_both if not same_output(t)]
-lost = sorted(set(lost) | set(unequal))
-unexplained = [t for t in lost if t not in allowed]
-unused = sorted(set(allowed) - set(lost))
-seconds = {n: open(os.path.join(out, n, "seconds")).read().strip() for n in ("direct", "proxy")}
 
-print()
-print(f"regression suite: {len(direct)} tests")
-print(f"  {len(passed_direct)} passed direct ({seconds['direct']} s), "
-      f"{len(passed_proxy)} passed via proxy ({seconds['proxy']} s)")
-failed_direct = sorted(t for t, s in direct.items() if s == "failed")
-if failed_direct:
-    print(f"  failing even direct: {' '.join(failed_direct)}")
-    print(f"    of these, output identical direct and via proxy: "
-          f"{len(failed_both) - len(unequal)}/{len(failed_direct)}")
-if ignored:
-    print(f"  ignorable per schedule (not counted): {' '.join(ignored)}")
-gained = sorted(passed_proxy - passed_direct - set(ignored))
-if gained:
-    print(f"  passed only via proxy: {' '.join(gained)}")
-print(f"  differences (pass direct but not via proxy, or fail both with different output): "
-      f"{len(lost)}")
-sections = diff_sections("proxy")
-for t in lost:
-    state = proxy.get(t, "missing")
-    note = f"allowed: {allowed[t]}" if t in allowed else "NOT ALLOWED"
-    print(f"\n  - {t} ({state} via proxy; {note})")
-    for line in sections.get(t, ["    (no diff section)"])[:12]:
-        print(f"      {line}")
-if unused:
-    print(f"\n  listed in {os.path.basename(differences_path)} but passing via proxy: {' '.join(unused)}")
-print(f"\nresults: {out}  (direct/ and proxy/: output.txt, regression.diffs; proxy.log)")
+def compare(run, label, section):
+    """Prints how `run` compares with the direct run; returns the unexplained differences."""
+    proxy = results(run)
+    passed_proxy = {t for t, s in proxy.items() if s == "ok"}
+    ignored = sorted(t for t in direct if direct[t] == "ignored" or proxy.get(t) == "ignored")
+    allowed = allowed_differences(differences_path, section)
+    failed_both = sorted(t for t, s in direct.items() if s == "failed" and proxy.get(t) == "failed")
+    unequal = [t for t in failed_both if not same_output(t, run)]
+    lost = sorted((passed_direct - passed_proxy - set(ignored)) | set(unequal))
+    unexplained = [t for t in lost if t not in allowed]
+    unused = sorted(set(allowed) - set(lost))
+    seconds = open(os.path.join(out, run, "seconds")).read().strip()
+    print(f"\n{label}: {len(passed_proxy)} passed ({seconds} s)")
+    if failed_direct:
+        print(f"  of those failing even direct, output identical: "
+              f"{len(failed_both) - len(unequal)}/{len(failed_direct)}")
+    if ignored:
+        print(f"  ignorable per schedule (not counted): {' '.join(ignored)}")
+    gained = sorted(passed_proxy - passed_direct - set(ignored))
+    if gained:
+        print(f"  passed only via proxy: {' '.join(gained)}")
+    print(f"  differences (pass direct but not here, or fail both with different output): "
+          f"{len(lost)}, allowed by section '{section}': {len(allowed)} listed")
+    sections = diff_sections(run)
+    for t in lost:
+        state = proxy.get(t, "missing")
+        note = f"allowed: {allowed[t]}" if t in allowed else "NOT ALLOWED"
+        print(f"\n  - {t} ({state}; {note})")
+        for line in sections.get(t, ["    (no diff section)"])[:12]:
+            print(f"      {line}")
+    if unused:
+        print(f"\n  listed under '{section}' but passing: {' '.join(unused)}")
+    return [f"{t} ({label})" for t in unexplained]
+
+unexplained = compare("proxy", "through switchyard", "differences")
+if routed:
+    unexplained += compare("routed", "through switchyard with two replicas, reads routed",
+                           "differences with replicas")
+    commits = open(os.path.join(out, "routed", "commits")).read().split()
+    print(f"  commits on cluster C's nodes (pg_stat_database): primary {commits[0]}, "
+          f"replicas {commits[1]} and {commits[2]}")
+print(f"\nresults: {out}  (direct/, proxy/, routed/: output.txt, regression.diffs; proxy*.log)")
 if unexplained:
-    print(f"FAIL: {len(unexplained)} difference(s) not in {differences_path}: {' '.join(unexplained)}")
+    print(f"FAIL: {len(unexplained)} difference(s) not in {differences_path}: "
+          f"{' '.join(unexplained)}")
     sys.exit(1)
 print("PASS: every test passing direct passes via the proxy, or is an allowed difference")
 EOF

@@ -62,6 +62,8 @@ std::string_view ServerStateName(ServerSession::State state) {
       return "ready";
     case ServerSession::State::kQuery:
       return "query";
+    case ServerSession::State::kReplaying:
+      return "replaying";
     case ServerSession::State::kReset:
       return "reset";
     case ServerSession::State::kBroken:
@@ -99,7 +101,10 @@ void ServerSession::TransitionTo(State next) {
       legal |= next == State::kReady;
       break;
     case State::kReady:
-      legal |= next == State::kQuery || next == State::kReset;
+      legal |= next == State::kQuery || next == State::kReset || next == State::kReplaying;
+      break;
+    case State::kReplaying:
+      legal |= next == State::kReady;
       break;
     case State::kQuery:
       legal |= next == State::kReady || next == State::kReset;
@@ -369,6 +374,44 @@ void ServerSession::MaybeSendResetStatements() {
   if (reset_discard_) {
     output_ += pg::Query{"DISCARD ALL"}.Encode();
     ++ready_owed_;
+  }
+}
+
+void ServerSession::BeginReplay(std::string messages, int ready_count) {
+  CHECK(state_ == State::kReady);
+  CHECK_GT(ready_count, 0);
+  TransitionTo(State::kReplaying);
+  output_ += messages;
+  ready_owed_ += ready_count;
+}
+
+ServerSession::ReplayStep ServerSession::HandleReplayFrame(const pg::Frame& frame) {
+  CHECK(state_ == State::kReplaying);
+  switch (frame.type) {
+    case 'Z': {
+      auto ready = pg::ReadyForQuery::Decode(frame.payload);
+      if (!ready.ok() || ready_owed_ == 0) return ReplayStep::kFailed;
+      --ready_owed_;
+      transaction_status_ = ready->status;
+      if (ready_owed_ > 0) return ReplayStep::kContinue;
+      if (transaction_status_ != 'I') return ReplayStep::kFailed;
+      TransitionTo(State::kReady);
+      return ReplayStep::kDone;
+    }
+    case 'S':
+      ApplyParameterStatus(frame);
+      return ReplayStep::kContinue;
+    case 'E':
+      // The connection would no longer hold the state the client's statements expect.
+      return ReplayStep::kFailed;
+    case 'R':
+    case 'K':
+    case 'G':
+    case 'H':
+    case 'W':
+      return ReplayStep::kFailed;
+    default:
+      return ReplayStep::kContinue;
   }
 }
 

@@ -37,6 +37,7 @@ class ServerSession {
     kLogin,       // authenticated, receiving ParameterStatus/BackendKeyData until ReadyForQuery
     kReady,       // ReadyForQuery seen, nothing owed
     kQuery,       // owed one or more ReadyForQuery
+    kReplaying,   // the proxy's own statements (session-state replay) in flight
     kReset,       // client gone; ROLLBACK/CopyFail/Sync then DISCARD ALL in flight
     kBroken,      // lost: closed, FATAL, bad bytes, or failed reset
   };
@@ -84,6 +85,15 @@ class ServerSession {
   bool NoteServerMessage(const pg::Frame& frame);
   // Whether the in-flight work includes a COMMIT (a loss then means 08007).
   bool commit_in_flight() const { return commit_in_flight_; }
+
+  // --- Session-state replay (DESIGN.md section 4) ---
+  // From kReady: sends `messages` (complete protocol messages, including their Sync or Query)
+  // that owe `ready_count` ReadyForQuery. Their answers are the proxy's own, never a client's.
+  void BeginReplay(std::string messages, int ready_count);
+  enum class ReplayStep { kContinue, kDone, kFailed };
+  // Any ErrorResponse, or ending outside an idle transaction state, fails the replay: the
+  // connection no longer has a state we know, and the unit gives it up.
+  ReplayStep HandleReplayFrame(const pg::Frame& frame);
 
   // --- Reset before reuse ---
   // Starts the reset: CopyFail if mid-COPY-IN, Sync if unsynced, ROLLBACK when in a transaction,

@@ -116,6 +116,11 @@ class Harness {
     return connects_.back();
   }
   size_t connect_count() const { return connects_.size(); }
+  NodeId NodeOf(ConnId conn) const { return connect_nodes_.at(conn); }
+  // Tells every unit a new cluster view, as the driver does after a health poll.
+  void SetCluster(const ClusterSnapshot& snapshot) {
+    for (size_t i = 0; i < units_.size(); ++i) Deliver(i, NodeStateChanged{snapshot});
+  }
   Services& services() { return services_; }
   ProxyConfig& config() { return config_; }
   // When false, Sends stay unflushed (a slow peer) until FlushAll().
@@ -156,6 +161,7 @@ class Harness {
   void Perform(size_t unit, Connect& connect) {
     owner_[connect.conn] = unit;
     connects_.push_back(connect.conn);
+    connect_nodes_[connect.conn] = connect.node;
   }
   void Perform(size_t, Close& close) { closed_.insert(close.conn); }
   void Perform(size_t, PauseRead&) {}
@@ -198,6 +204,7 @@ class Harness {
   Services services_;
   Instant now_{1'000'000};
   uint32_t next_client_ = 1;
+  std::map<ConnId, NodeId> connect_nodes_;
   std::vector<std::unique_ptr<Unit>> units_;
   std::vector<bool> admitted_;
   std::vector<ConnId> clients_;

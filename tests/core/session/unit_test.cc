@@ -143,11 +143,10 @@ TEST(UnitTest, CopyInFailingMidwayLeavesSessionUsable) {
   h.Receive(server, failure);
   auto frames = h.TakeFrames(h.client(u));
   EXPECT_EQ(Harness::Types(frames), "GEZ");
-  // Copy data the client still sends after the error goes through (the server discards it).
+  // Copy data the client still sends after the error is dropped, as PostgreSQL would ignore it.
   h.Receive(h.client(u), pg::CopyDone{}.Encode());
   h.Receive(h.client(u), Q("select 1"));
-  EXPECT_EQ(h.TakeSent(server),
-            pg::CopyData{"1\n"}.Encode() + pg::CopyDone{}.Encode() + Q("select 1"));
+  EXPECT_EQ(h.TakeSent(server), pg::CopyData{"1\n"}.Encode() + Q("select 1"));
 }
 
 TEST(UnitTest, ClientLeavingMidCopyGetsCopyFailThenDiscard) {
@@ -268,7 +267,9 @@ TEST(UnitTest, CancelRequestIsForwardedOnlyWhileQueryInFlight) {
   (void)server;
 }
 
-TEST(UnitTest, ServerFatalMidQueryGives08006AndOwnFatal) {
+// After a lost server connection the session goes on (DESIGN.md section 5): the statement in
+// flight fails with 08006 and ReadyForQuery, and the next one runs on a new connection.
+TEST(UnitTest, ServerFatalMidQueryGives08006AndTheSessionGoesOn) {
   Harness h;
   size_t u = h.Accept();
   ConnId server = LogIn(h, u);
@@ -277,14 +278,22 @@ TEST(UnitTest, ServerFatalMidQueryGives08006AndOwnFatal) {
   h.Receive(server, pg::BuildError("FATAL", "57P01",
                                    "terminating connection due to administrator command"));
   auto frames = h.TakeFrames(h.client(u));
-  ASSERT_EQ(Harness::Types(frames), "EE");
-  EXPECT_EQ(SqlState(frames[0].second), "08006");
+  ASSERT_EQ(Harness::Types(frames), "EZ");
+  EXPECT_EQ(SqlState(frames[0].second), "08006");  // not the server's 57P01
   EXPECT_EQ(Severity(frames[0].second), "ERROR");
-  EXPECT_EQ(SqlState(frames[1].second), "08006");  // our own FATAL, not the server's 57P01
-  EXPECT_EQ(Severity(frames[1].second), "FATAL");
-  EXPECT_TRUE(h.IsClosed(h.client(u)));
+  EXPECT_EQ(frames[1].second, "I");
+  EXPECT_FALSE(h.IsClosed(h.client(u)));
   EXPECT_TRUE(h.IsClosed(server));
-  EXPECT_TRUE(h.unit(u).Finished());
+
+  h.Receive(h.client(u), Q("select 1"));
+  ConnId fresh = h.LastConnect();
+  ASSERT_NE(fresh, server);
+  h.Connected(fresh);
+  h.TakeSent(fresh);
+  h.Receive(fresh, ServerLogin(4343));
+  EXPECT_EQ(h.TakeSent(fresh), Q("select 1"));
+  h.Receive(fresh, Complete("SELECT 1") + Ready());
+  EXPECT_EQ(Harness::Types(h.TakeFrames(h.client(u))), "CZ");
 }
 
 TEST(UnitTest, LostCommitGives08007) {
@@ -297,20 +306,71 @@ TEST(UnitTest, LostCommitGives08007) {
   h.Receive(h.client(u), Q("  commit"));
   h.PeerClosed(server);
   auto frames = h.TakeFrames(h.client(u));
-  ASSERT_EQ(Harness::Types(frames), "EE");
+  ASSERT_EQ(Harness::Types(frames), "EZ");
   EXPECT_EQ(SqlState(frames[0].second), "08007");
-  EXPECT_EQ(Severity(frames[1].second), "FATAL");
+  EXPECT_EQ(frames[1].second, "I");
+  EXPECT_FALSE(h.IsClosed(h.client(u)));
 }
 
-TEST(UnitTest, IdleServerLossEndsSessionWithoutStatementError) {
+TEST(UnitTest, IdleServerLossOutsideATransactionIsSilent) {
   Harness h;
   size_t u = h.Accept();
   ConnId server = LogIn(h, u);
   h.TakeSent(h.client(u));
   h.PeerClosed(server);
+  EXPECT_EQ(Harness::Types(h.TakeFrames(h.client(u))), "");
+  EXPECT_FALSE(h.IsClosed(h.client(u)));
+}
+
+// Lost while idle in a transaction: the next statement learns it (08006), then PostgreSQL's
+// aborted-transaction answers until ROLLBACK.
+TEST(UnitTest, IdleLossInATransactionAbortsItUntilRollback) {
+  Harness h;
+  size_t u = h.Accept();
+  ConnId server = LogIn(h, u);
+  h.Receive(h.client(u), Q("begin"));
+  h.Receive(server, Complete("BEGIN") + Ready('T'));
+  h.TakeSent(h.client(u));
+  h.PeerClosed(server);
+  EXPECT_EQ(Harness::Types(h.TakeFrames(h.client(u))), "");
+  h.Receive(h.client(u), Q("insert into t values (1)"));
   auto frames = h.TakeFrames(h.client(u));
-  ASSERT_EQ(Harness::Types(frames), "E");
-  EXPECT_EQ(Severity(frames[0].second), "FATAL");
+  ASSERT_EQ(Harness::Types(frames), "EZ");
+  EXPECT_EQ(SqlState(frames[0].second), "08006");
+  EXPECT_EQ(frames[1].second, "E");
+  h.Receive(h.client(u), Q("select 1"));
+  frames = h.TakeFrames(h.client(u));
+  ASSERT_EQ(Harness::Types(frames), "EZ");
+  EXPECT_EQ(SqlState(frames[0].second), "25P02");
+  EXPECT_EQ(frames[1].second, "E");
+  h.Receive(h.client(u), Q("rollback"));
+  frames = h.TakeFrames(h.client(u));
+  ASSERT_EQ(Harness::Types(frames), "CZ");
+  EXPECT_EQ(frames[1].second, "I");
+  EXPECT_EQ(h.connect_count(), 1u);  // all of it answered without a server
+}
+
+// A SET the client made follows it to the new connection, before its next statement.
+TEST(UnitTest, SetIsReplayedOnTheConnectionThatReplacesALostOne) {
+  Harness h;
+  size_t u = h.Accept();
+  ConnId server = LogIn(h, u);
+  h.Receive(h.client(u), Q("set search_path = s1, public"));
+  EXPECT_EQ(h.TakeSent(server), Q("set search_path = s1, public"));
+  h.Receive(server, Complete("SET") + Ready());
+  h.PeerClosed(server);
+  h.TakeSent(h.client(u));
+  h.Receive(h.client(u), Q("select 1"));
+  ConnId fresh = h.LastConnect();
+  h.Connected(fresh);
+  h.TakeSent(fresh);
+  h.Receive(fresh, ServerLogin(4343));
+  EXPECT_EQ(h.TakeSent(fresh), Q("SET search_path TO s1, public;"));
+  h.Receive(fresh, Complete("SET") + Ready());
+  EXPECT_EQ(h.TakeSent(fresh), Q("select 1"));
+  h.Receive(fresh, Complete("SELECT 1") + Ready());
+  // The replay's answers are the proxy's own: the client sees only its statement's.
+  EXPECT_EQ(Harness::Types(h.TakeFrames(h.client(u))), "CZ");
 }
 
 TEST(UnitTest, GarbageFromClientGetsProtocolViolation) {

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Replicas through switchyard, against a real PostgreSQL 15 primary with two streaming replicas
+# (DESIGN.md section 5):
+#   1. routing: pgbench -S through switchyard with healthy replicas sends at least 90% of its
+#      transactions to the replicas (pg_stat_database on every node);
+#   2. failover: the same load, one replica SIGKILLed at second 3: no failed transaction, no
+#      aborted client;
+#   3. promotion: the primary stops, a replica is promoted; writes through switchyard succeed
+#      again within 10 s without restarting it; an idle client keeps its session and its SET;
+#   4. fencing: the old primary, restarted, gets none of the new writes.
+#
+# usage: replicas_test.sh BINARY
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../../scripts/pgcluster.sh"
+binary=${1:?usage: replicas_test.sh BINARY}
+seconds=${REPLICAS_TEST_SECONDS:-10}
+clients=8
+
+pgc_init
+primary_port=$(free_port)
+replica1_port=$(free_port)
+replica2_port=$(free_port)
+pg_create_primary "$PGC_ROOT/primary" "$primary_port"
+pg_start "$PGC_ROOT/primary"
+pg_create_replica "$primary_port" "$PGC_ROOT/replica1" "$replica1_port"
+pg_create_replica "$primary_port" "$PGC_ROOT/replica2" "$replica2_port"
+pg_start "$PGC_ROOT/replica1"
+pg_start "$PGC_ROOT/replica2"
+
+proxy_start "$binary" "$primary_port" "$PGC_ROOT/proxy.log" --auth-type trust --workers 2 \
+  --replica "127.0.0.1:$replica1_port" --replica "127.0.0.1:$replica2_port" \
+  --health-user postgres --health-check-interval-ms 200 --health-check-timeout-ms 1000
+pgc_log "switchyard on $PROXY_PORT: primary $primary_port, replicas $replica1_port $replica2_port"
+
+fail() {
+  echo "FAIL: $*" >&2
+  tail -n 40 "$PROXY_LOG" >&2
+  exit 1
+}
+
+"$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$PROXY_PORT" -U postgres -i -s 2 -q postgres \
+  >"$PGC_ROOT/init.txt" 2>&1 || { cat "$PGC_ROOT/init.txt"; fail "pgbench -i through switchyard"; }
+# Let both replicas replay the initialisation before counting.
+target=$(sql_value "$primary_port" "SELECT pg_current_wal_insert_lsn()")
+for port in "$replica1_port" "$replica2_port"; do
+  for ((i = 0; i < 100; i++)); do
+    [[ $(sql_value "$port" "SELECT pg_last_wal_replay_lsn() >= '$target'") == t ]] && break
+    sleep 0.1
+  done
+done
+
+commits() {
+  sql_value "$1" "SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'"
+}
+
+# run_pgbench NAME: select-only, extended protocol; fails the test on any failed transaction or
+# aborted client.
+run_pgbench() {
+  local out=$PGC_ROOT/pgbench-$1.txt
+  if ! "$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$PROXY_PORT" -U postgres -n -S -M extended \
+    -c "$clients" -j 2 -T "$seconds" postgres >"$out" 2>&1; then
+    cat "$out" >&2
+    fail "pgbench ($1) exited with an error (an aborted client)"
+  fi
+  grep -q 'number of failed transactions: 0 ' "$out" ||
+    { cat "$out" >&2; fail "pgbench ($1) reports failed transactions"; }
+  grep -q 'aborted' "$out" && { cat "$out" >&2; fail "pgbench ($1) reports an aborted client"; }
+  sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out"
+}
+
+# 1. Routing with healthy replicas.
+sleep 1  # pg_stat_database is updated by the backends as they go idle
+p0=$(commits "$primary_port")
+r10=$(commits "$replica1_port")
+r20=$(commits "$replica2_port")
+done_healthy=$(run_pgbench healthy)
+sleep 1.5
+p1=$(commits "$primary_port")
+r11=$(commits "$replica1_port")
+r21=$(commits "$replica2_port")
+on_primary=$((p1 - p0))
+on_replicas=$((r11 - r10 + r21 - r20))
+share=$((100 * on_replicas / (on_primary + on_replicas)))
+pgc_log "healthy: $done_healthy transactions; commits primary=$on_primary" \
+  "replica1=$((r11 - r10)) replica2=$((r21 - r20)); replicas' share ${share}%"
+((share >= 90)) || fail "only ${share}% of the select-only commits ran on replicas (want >= 90%)"
+((r11 - r10 > 0 && r21 - r20 > 0)) || fail "the reads were not balanced over both replicas"
+
+# 2. A replica SIGKILLed at second 3.
+replica1_pid=$(head -n 1 "$PGC_ROOT/replica1/data/postmaster.pid")
+(sleep 3 && kill -KILL "$replica1_pid") &
+killer=$!
+done_kill=$(run_pgbench replica-killed)
+wait "$killer" || true
+kill -0 "$replica1_pid" 2>/dev/null && fail "replica1 was not killed"
+pgc_log "replica1 SIGKILLed at second 3: $done_kill transactions, none failed"
+proxy_alive || fail "switchyard died"
+grep -q 'event=' "$PROXY_LOG" || true
+
+# 3. Promotion. An idle client holds a session with a SET.
+session_in=$PGC_ROOT/session.in
+session_out=$PGC_ROOT/session.out
+mkfifo "$session_in"
+"$PG_BINDIR/psql" -X -At -h 127.0.0.1 -p "$PROXY_PORT" -U postgres -d postgres \
+  <"$session_in" >"$session_out" 2>&1 &
+psql_pid=$!
+pgc_track_pid "$psql_pid" psql
+exec 7>"$session_in"
+echo "SET application_name = 'kept_across_failover';" >&7
+echo "SELECT 'before', current_setting('application_name');" >&7
+for ((i = 0; i < 50; i++)); do grep -q '^before|' "$session_out" && break; sleep 0.1; done
+grep -q '^before|kept_across_failover$' "$session_out" || { cat "$session_out"; fail "SET"; }
+
+psql_at "$PROXY_PORT" -c "CREATE TABLE failover_marks (id int primary key, what text)"
+psql_at "$PROXY_PORT" -c "INSERT INTO failover_marks VALUES (1, 'before promotion')"
+target=$(sql_value "$primary_port" "SELECT pg_current_wal_insert_lsn()")
+for ((i = 0; i < 100; i++)); do
+  [[ $(sql_value "$replica2_port" "SELECT pg_last_wal_replay_lsn() >= '$target'") == t ]] && break
+  sleep 0.1
+done
+pg_stop "$PGC_ROOT/primary" immediate
+as_pg "$PG_BINDIR/pg_ctl" -D "$PGC_ROOT/replica2/data" -w promote >/dev/null
+promoted_at=$(date +%s.%N)
+written=""
+for ((i = 0; i < 100; i++)); do
+  if psql_at "$PROXY_PORT" -c "INSERT INTO failover_marks VALUES (2, 'after promotion')" \
+    2>/dev/null; then
+    written=$(date +%s.%N)
+    break
+  fi
+  sleep 0.1
+done
+[[ -n $written ]] || fail "no write succeeded through switchyard within 10 s of the promotion"
+after=$(awk -v a="$promoted_at" -v b="$written" 'BEGIN { printf "%.1f", b - a }')
+pgc_log "writes succeed again ${after} s after the promotion"
+[[ $(sql_value "$replica2_port" "SELECT what FROM failover_marks WHERE id = 2") == \
+  "after promotion" ]] || fail "the write did not land on the promoted replica"
+
+echo "SELECT 'after', current_setting('application_name');" >&7
+for ((i = 0; i < 100; i++)); do grep -q '^after|' "$session_out" && break; sleep 0.1; done
+grep -q '^after|kept_across_failover$' "$session_out" ||
+  { cat "$session_out" >&2; fail "the idle session lost its SET across the failover"; }
+pgc_log "the idle session kept its SET across the failover"
+
+# 4. The old primary comes back on the old timeline: fenced.
+pg_start "$PGC_ROOT/primary"
+sleep 1  # a few health polls
+psql_at "$PROXY_PORT" -c "INSERT INTO failover_marks VALUES (3, 'after the old primary returned')"
+[[ $(sql_value "$primary_port" "SELECT count(*) FROM failover_marks WHERE id = 3") == 0 ]] ||
+  fail "a write went to the fenced old primary"
+[[ $(sql_value "$replica2_port" "SELECT count(*) FROM failover_marks WHERE id = 3") == 1 ]] ||
+  fail "the write after the old primary returned did not reach the new primary"
+pgc_log "the restarted old primary is fenced: it got none of the new writes"
+
+echo '\q' >&7
+exec 7>&-
+wait "$psql_pid" || true
+proxy_stop
+echo "replicas test passed"
