@@ -62,6 +62,8 @@ struct StatementInfo {
   // May run on a replica (DESIGN.md section 5, "What read-only means"). False when unknown.
   bool read_only = false;
   TxnControl txn = TxnControl::kNone;
+  // kSavepoint / kRelease / kRollbackTo: the savepoint's name (lower-cased unless quoted).
+  std::string savepoint;
   // SET LOCAL / SET TRANSACTION / set_config(..., true): no lasting effect.
   bool transaction_local = false;
   // CREATE/ALTER/DROP FUNCTION or PROCEDURE, ALTER FUNCTION ... RENAME, DROP SCHEMA, DROP
