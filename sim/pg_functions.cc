@@ -64,6 +64,29 @@ std::optional<SqlError> SetParameter(NodeState& node, Session& session, std::str
   return session.gucs.Set(key, value, local);
 }
 
+// pg_walfile_name(lsn): the WAL segment file holding `lsn` on the current timeline, named as
+// PostgreSQL names it with 16 MiB segments. Like PostgreSQL it takes the segment of the byte
+// before `lsn` (XLByteToPrevSeg), so an LSN on a segment boundary names the segment it ends.
+std::optional<SqlError> WalFileName(const NodeState& node, const std::vector<Datum>& args,
+                                    Datum* out) {
+  if (node.in_recovery) {
+    return Error("55000", "recovery is in progress",
+                 "pg_walfile_name() cannot be executed during recovery.");
+  }
+  absl::StatusOr<uint64_t> lsn = ParseLsn(*args[0].value);
+  if (!lsn.ok()) {
+    return Error("22P02",
+                 absl::StrFormat("invalid input syntax for type pg_lsn: \"%s\"", *args[0].value));
+  }
+  constexpr uint64_t kSegmentSize = uint64_t{16} << 20;
+  const uint64_t segment = *lsn == 0 ? 0 : (*lsn - 1) / kSegmentSize;
+  constexpr uint64_t kSegmentsPerId = (uint64_t{1} << 32) / kSegmentSize;
+  out->value = absl::StrFormat("%08X%08X%08X", static_cast<uint32_t>(node.timeline),
+                               static_cast<uint32_t>(segment / kSegmentsPerId),
+                               static_cast<uint32_t>(segment % kSegmentsPerId));
+  return std::nullopt;
+}
+
 }  // namespace
 
 // ReportParameters recomputes the GUC_REPORT values only when the session's parameters or the
@@ -199,6 +222,8 @@ std::optional<SqlError> SessionFunctions::Wal(std::string_view name, const std::
                    "WAL control functions cannot be executed during recovery.");
     }
     out->value = FormatLsn(node_.store.lsn());
+  } else if (name == "pg_walfile_name") {
+    return WalFileName(node_, args, out);
   } else if (name == "pg_last_wal_replay_lsn" || name == "pg_last_wal_receive_lsn") {
     if (node_.replay_lsn) {
       out->value = FormatLsn(*node_.replay_lsn);

@@ -35,6 +35,7 @@ constexpr FunctionInfo kFunctions[] = {
     {"pg_sleep", 1, 1, kVoidOid},
     {"pg_terminate_backend", 1, 2, kBoolOid},
     {"pg_wal_lsn_diff", 2, 2, kNumericOid},
+    {"pg_walfile_name", 1, 1, kTextOid},
     {"session_user", 0, 0, kNameOid, true},
     {"set_config", 3, 3, kTextOid},
     {"version", 0, 0, kTextOid},
