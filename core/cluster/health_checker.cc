@@ -53,6 +53,15 @@ std::optional<uint32_t> ParseHex8(std::string_view text) {
   return value;
 }
 
+// The timeline of a WAL file name: its first 8 of 24 hex digits. Timelines start at 1.
+std::optional<uint32_t> TimelineOfWalFile(std::string_view file) {
+  if (file.size() != kWalFileNameSize) return std::nullopt;
+  std::optional<uint32_t> timeline = ParseHex8(file.substr(0, 8));
+  if (!timeline || *timeline == 0) return std::nullopt;
+  if (!ParseHex8(file.substr(8, 8)) || !ParseHex8(file.substr(16, 8))) return std::nullopt;
+  return timeline;
+}
+
 // "SQLSTATE: message" of an ErrorResponse payload, for the poll's error.
 std::string DescribeServerError(std::string_view payload) {
   auto error = pg::ErrorFields::Decode('E', payload);
@@ -88,14 +97,9 @@ absl::StatusOr<HealthAnswer> ParseHealthRow(const pg::DataRow& row) {
   }
   // Only a primary reports a WAL file name: a replica's timeline is left unknown (0).
   if (const std::optional<std::string>& file = row.values[2]) {
-    std::optional<uint32_t> timeline;
-    if (file->size() == kWalFileNameSize)
-      timeline = ParseHex8(std::string_view(*file).substr(0, 8));
-    const bool rest_hex = file->size() == kWalFileNameSize &&
-                          ParseHex8(std::string_view(*file).substr(8, 8)) &&
-                          ParseHex8(std::string_view(*file).substr(16, 8));
-    if (!timeline || !rest_hex || *timeline == 0) {
-      return Invalid(Cat("WAL file name \"", Truncated(*file), "\" is not 24 hex digits"));
+    std::optional<uint32_t> timeline = TimelineOfWalFile(*file);
+    if (!timeline) {
+      return Invalid(Cat("WAL file name \"", Truncated(*file), "\" names no timeline"));
     }
     answer.timeline = *timeline;
   } else if (!answer.in_recovery) {
