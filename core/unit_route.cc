@@ -285,6 +285,11 @@ void Unit::Impl::HistoryServerMessage(const pg::Frame& message) {
       return history_.OnEmptyQueryResponse();
     case 'E':
       return history_.OnErrorResponse();
+    case 'S': {
+      size_t pos = 0;
+      const std::string_view name = CString(message.payload, &pos);
+      return history_.OnParameterStatus(name, CString(message.payload, &pos));
+    }
     case 'Z': {
       auto ready = pg::ReadyForQuery::Decode(message.payload);
       return history_.OnReadyForQuery(ready.ok() ? ready->status : 'I');

@@ -2,6 +2,7 @@
 #include "core/session/history.h"
 
 #include <algorithm>
+#include <cctype>
 #include <utility>
 
 #include "core/base/check.h"
@@ -28,6 +29,17 @@ bool IsTransactionScoped(std::string_view name) {
 bool SurvivesResetAll(std::string_view name) { return name == kRole; }
 
 // A string PostgreSQL reads back as exactly `name`, whatever characters it holds.
+// A string literal: 'it''s'.
+std::string QuoteLiteral(std::string_view value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  out += '\'';
+  return out;
+}
+
 std::string QuoteIdentifier(std::string_view name) {
   std::string quoted = "\"";
   for (char c : name) {
@@ -256,10 +268,26 @@ void SessionHistory::OnReadyForQuery(char status) {
   // E.g. COMMIT AND CHAIN, or a procedure that ended the transaction: we cannot tell what the
   // transaction kept.
   if (status != expected) StopTracking(Pin::kUntracked);
+  if (block_ == Block::kIdle && tracking_) {
+    for (const auto& [name, value] : reported_) {
+      if (settings_.contains(name)) PutSetting(name, QuoteLiteral(value));
+    }
+    reported_.clear();
+  }
   CheckBounds();
 }
 
+void SessionHistory::OnParameterStatus(std::string_view name, std::string_view value) {
+  constexpr size_t kReportedMax = 64;
+  if (!tracking_) return;
+  std::string lowered(name);
+  for (char& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (reported_.size() >= kReportedMax && !reported_.contains(lowered)) return;
+  reported_[lowered] = std::string(value);
+}
+
 void SessionHistory::OnServerLost() {
+  reported_.clear();
   if (!tracking_) return;
   while (!queue_.empty()) PopFront();
   discard_until_sync_ = false;

@@ -127,6 +127,10 @@ class SessionHistory {
   void OnEmptyQueryResponse();
   void OnErrorResponse();  // an ERROR; a FATAL is OnServerLost
   void OnReadyForQuery(char status);
+  // A ParameterStatus the server sent while running the client's statements. Some settings
+  // merge with the value they replace (SET datestyle TO dmy keeps the output style), so for a
+  // parameter the server reports, the committed value to replay is the one it reported last.
+  void OnParameterStatus(std::string_view name, std::string_view value);
   // The server connection is gone: whatever was in flight or uncommitted did not happen.
   void OnServerLost();
 
@@ -272,6 +276,9 @@ class SessionHistory {
   bool discard_until_sync_ = false;
 
   size_t bytes_ = 0;  // of settings_, prepared_, listens_ and changes_
+  // Reported values (lower-cased names) since the last ReadyForQuery that left the session
+  // idle; bounded by the few parameters PostgreSQL reports.
+  std::map<std::string, std::string, std::less<>> reported_;
 };
 
 }  // namespace switchyard

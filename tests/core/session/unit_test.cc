@@ -373,6 +373,29 @@ TEST(UnitTest, SetIsReplayedOnTheConnectionThatReplacesALostOne) {
   EXPECT_EQ(Harness::Types(h.TakeFrames(h.client(u))), "CZ");
 }
 
+// SET datestyle TO ymd keeps the output style the session had: what follows the client is the
+// value the server reported, not the text of the last SET.
+TEST(UnitTest, AMergingSettingIsReplayedAsTheServerReportedIt) {
+  Harness h;
+  size_t u = h.Accept();
+  ConnId server = LogIn(h, u);
+  h.Receive(h.client(u), Q("set datestyle to iso"));
+  h.Receive(server,
+            Complete("SET") + pg::ParameterStatus{"DateStyle", "ISO, MDY"}.Encode() + Ready());
+  h.Receive(h.client(u), Q("set datestyle to ymd"));
+  h.Receive(server,
+            Complete("SET") + pg::ParameterStatus{"DateStyle", "ISO, YMD"}.Encode() + Ready());
+  h.TakeSent(server);
+  h.PeerClosed(server);
+  h.TakeSent(h.client(u));
+  h.Receive(h.client(u), Q("select 1"));
+  ConnId fresh = h.LastConnect();
+  h.Connected(fresh);
+  h.TakeSent(fresh);
+  h.Receive(fresh, ServerLogin(4343));
+  EXPECT_EQ(h.TakeSent(fresh), Q("SET datestyle TO 'ISO, YMD';"));
+}
+
 TEST(UnitTest, GarbageFromClientGetsProtocolViolation) {
   for (std::string garbage :
        {std::string("\x80\x00\x00\x00\x00\x03\x00\x00", 8), std::string("\x00\x00\x00\x02", 4),
