@@ -7,6 +7,7 @@
 # environment (defaults in brackets):
 #   BENCH_CLIENTS [16]  BENCH_THREADS [2]  BENCH_SECONDS [15]  BENCH_MODE [simple]
 #   BENCH_SCALE [10]    BENCH_WORKERS ["1 2"]: switchyard --workers values to measure
+#   BENCH_ROUTED [1]    also measure switchyard routing reads to two streaming replicas
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../scripts/pgcluster.sh"
@@ -70,6 +71,21 @@ pgc_log "direct: $tps tps"
 for workers in "${worker_counts[@]}"; do
   measure "$(basename "$binary")-w$workers" "$binary" --auth-type trust --workers "$workers"
 done
+if [[ ${BENCH_ROUTED:-1} == 1 ]]; then
+  # Reads routed to two streaming replicas of the same primary (issue 4): the proxy now parses
+  # and classifies every statement (the classification cache makes that cheap) and balances.
+  replica1_port=$(free_port)
+  replica2_port=$(free_port)
+  pg_create_replica "$port" "$PGC_ROOT/replica1" "$replica1_port"
+  pg_create_replica "$port" "$PGC_ROOT/replica2" "$replica2_port"
+  pg_start "$PGC_ROOT/replica1"
+  pg_start "$PGC_ROOT/replica2"
+  measure "$(basename "$binary")-routed-w2" "$binary" --auth-type trust --workers 2 \
+    --replica "127.0.0.1:$replica1_port" --replica "127.0.0.1:$replica2_port" \
+    --health-user postgres
+  pg_stop "$PGC_ROOT/replica1"
+  pg_stop "$PGC_ROOT/replica2"
+fi
 measure pgbouncer-session pgbouncer --auth-type trust
 
 echo

@@ -194,6 +194,15 @@ class Services::Impl {
       next.nodes.push_back(NodeState{node.id, RoleOf(node.role), node.up,
                                      node.last_poll_began.value_or(Instant{}), node.lsn});
     }
+    // Until the configured primary has answered (or failed) a first poll, it keeps the word
+    // it was taken at when the proxy started: the first poll of another node must not leave
+    // writes without a primary for the moment in between.
+    const ClusterView::NodeView& configured = view_.node(NodeId{0});
+    if (!next.primary && !configured.last_poll_finished && configured.consecutive_failures == 0) {
+      next.primary = NodeId{0};
+      next.nodes[0].role = NodeRole::kPrimary;
+      next.nodes[0].up = true;
+    }
     snapshot_ = std::move(next);
     out.cluster_changed = true;
     return out;

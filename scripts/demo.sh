@@ -107,7 +107,7 @@ echo "transactions by node (pg_stat_database): primary $on_primary, replica 1 ~$
 events=$(grep 'event=node_state' "$PROXY_LOG" | sed 's/^/  /' || true)
 echo "failover events (switchyard's log):"
 echo "${events:-  (none)}"
-pg_start "$PGC_ROOT/replica1"  # back for the rest of the tour
+pg_start "$PGC_ROOT/replica1" 2>/dev/null  # back for the rest of the tour
 
 say "4. pgbench -C: a new client connection for every transaction, 5 s"
 sessions_all() {
