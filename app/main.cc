@@ -3,8 +3,10 @@
 #include <cstdio>
 
 #include "CLI/CLI.hpp"
+#include "app/replay_command.h"
 #include "app/serve.h"
 #include "app/sim_command.h"
+#include "app/trace_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -14,6 +16,10 @@ int main(int argc, char** argv) {
   switchyard::app::ServeCommand serve;
   switchyard::app::AddServeCommand(app, serve);
   CLI::App* sim = AddSimulatorCommand(app);
+  switchyard::app::TraceCommand trace;
+  switchyard::app::AddTraceCommand(app, trace);
+  switchyard::app::ReplayCommand replay;
+  switchyard::app::AddReplayCommand(app, replay);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -22,5 +28,7 @@ int main(int argc, char** argv) {
   }
   if (serve.command->parsed()) return switchyard::app::RunServe(serve);
   if (sim->parsed()) return RunSimulatorCommand();
+  if (trace.command->parsed()) return switchyard::app::RunTrace(trace);
+  if (replay.command->parsed()) return switchyard::app::RunReplay(replay);
   return 2;
 }
