@@ -55,7 +55,7 @@ void AddServeCommand(CLI::App& app, ServeCommand& serve) {
       "Every option can also be set in the --config TOML file, under the option's name with '_' "
       "for '-'\n(pool_size = 20, auth_type = \"md5\"). Options on the command line override the "
       "file.\nSIGTERM or SIGINT drains: no new clients, sessions finish, then exit (a second "
-      "signal exits at once).");
+      "signal exits at once).\nSIGUSR1 switches traffic capture off and on (with --capture).");
   serve.command
       ->add_option("--config", serve.config_path, "TOML file with any of the settings below")
       ->type_name("FILE");
@@ -93,6 +93,7 @@ int RunServe(const ServeCommand& serve) {
   driver_config.nodes = plan->nodes;
   driver_config.workers = plan->workers;
   driver_config.drain_timeout_ms = plan->drain_timeout_ms;
+  driver_config.capture = plan->capture;
   const ProxyConfig& proxy = plan->proxy;
   io_real::Driver driver(std::move(driver_config), services_adapter, env,
                          [&proxy, &env](UnitId id, ConnId client, bool admitted) {

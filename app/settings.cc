@@ -2,14 +2,18 @@
 // validation into a ServePlan.
 #include "app/settings.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "core/auth/users.h"
 #include "core/base/strings.h"
 #include "toml++/toml.h"
@@ -25,6 +29,9 @@ constexpr int64_t kMessageBytesMax = int64_t{1} << 30;
 constexpr int64_t kMessageBytesMin = 16 * 1024;
 // A users file is a list of names and hashes; anything bigger is a mistake.
 constexpr int64_t kUsersFileBytesMax = 16 << 20;
+// A capture file holds at least a header and a few records; at most 1 TiB.
+constexpr int64_t kCaptureFileBytesMin = 64 << 10;
+constexpr int64_t kCaptureFileBytesMax = int64_t{1} << 40;
 
 using Info = SettingInfo;
 
@@ -134,6 +141,49 @@ absl::Status LoadRouting(const ServeSettings& settings, size_t nodes, ProxyConfi
   return absl::OkStatus();
 }
 
+absl::Status LoadCapture(const ServeSettings& settings, ServePlan& plan) {
+  std::optional<Redact> redact = ParseRedact(settings.capture_redact);
+  if (!redact) {
+    return absl::InvalidArgumentError(
+        Cat("--capture-redact (capture_redact) must be none, rows or all-values, got '",
+            settings.capture_redact, "'"));
+  }
+  double rate = -1;
+  if (!absl::SimpleAtod(settings.capture_sample_rate, &rate) || !(rate >= 0 && rate <= 1)) {
+    return absl::InvalidArgumentError(
+        Cat("--capture-sample-rate (capture_sample_rate) must be a fraction from 0 to 1, got '",
+            settings.capture_sample_rate, "'"));
+  }
+  CaptureOptions& options = plan.proxy.capture;
+  options.redact = *redact;
+  options.sample_per_million = static_cast<uint32_t>(std::llround(rate * kSampleScale));
+  // Room for the largest message the proxy accepts, plus the record's metadata.
+  options.record_body_size_max = static_cast<uint32_t>(
+      std::min(trace::kRecordBodySizeMax,
+               std::max(trace::kRecordBodySizeMaxDefault, plan.proxy.message_size_max + 4096)));
+  if (settings.capture.empty()) return absl::OkStatus();
+  std::error_code error;
+  std::filesystem::create_directories(settings.capture, error);
+  if (error || !std::filesystem::is_directory(settings.capture) ||
+      ::access(settings.capture.c_str(), W_OK | X_OK) != 0) {
+    return absl::InvalidArgumentError(Cat("--capture (capture): '", settings.capture,
+                                          "' is not a directory this process can write"));
+  }
+  io_real::CaptureConfig& capture = plan.capture;
+  capture.dir = settings.capture;
+  capture.file_bytes = static_cast<uint64_t>(settings.capture_file_bytes);
+  capture.files_kept = static_cast<int>(settings.capture_files_kept);
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  capture.proxy_id = host;
+  capture.settings = {{"sample_rate", settings.capture_sample_rate},
+                      {"redact", std::string(RedactName(*redact))},
+                      {"file_bytes", Cat(settings.capture_file_bytes)},
+                      {"files_kept", Cat(settings.capture_files_kept)}};
+  capture.record_body_size_max = options.record_body_size_max;  // declared in every header
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string SettingInfo::TomlKey() const {
@@ -222,6 +272,22 @@ const std::vector<SettingInfo>& ServeSettingTable() {
        nullptr, &S::health_check_timeout_ms, 10, kTimeoutMsMax},
       {"health-check-failures", "N", "Failed polls in a row after which a node is down", nullptr,
        &S::health_check_failures, 1, 1000},
+      {"capture", "DIR",
+       "Record the traffic into trace files in DIR (made if missing); SIGUSR1 switches capture "
+       "off and on",
+       &S::capture},
+      {"capture-file-bytes", "BYTES",
+       "A capture file is closed, and the next one begun, once it holds this much", nullptr,
+       &S::capture_file_bytes, kCaptureFileBytesMin, kCaptureFileBytesMax},
+      {"capture-files-kept", "N", "Capture files kept in the directory; older ones are removed",
+       nullptr, &S::capture_files_kept, 1, 1'000'000},
+      {"capture-sample-rate", "FRACTION",
+       "The fraction of client sessions captured, 0 to 1 (chosen by a hash of the session id)",
+       &S::capture_sample_rate},
+      {"capture-redact", "MODE",
+       "none; rows (DataRow and COPY data emptied); all-values (also parameters, literals and "
+       "error text)",
+       &S::capture_redact},
   };
   return table;
 }
@@ -263,8 +329,8 @@ absl::Status ApplyToml(std::string_view text, std::string_view source, std::stri
         return absl::InvalidArgumentError(Cat(source, ": ", key, " must be a string"));
       }
       std::string value = **node->as_string();
-      if (info.text == &ServeSettings::users && !value.empty() &&
-          std::filesystem::path(value).is_relative() && !base_dir.empty()) {
+      if ((info.text == &ServeSettings::users || info.text == &ServeSettings::capture) &&
+          !value.empty() && std::filesystem::path(value).is_relative() && !base_dir.empty()) {
         value = (std::filesystem::path(base_dir) / value).string();
       }
       settings.*info.text = std::move(value);
@@ -337,6 +403,7 @@ absl::StatusOr<ServePlan> BuildServePlan(const ServeSettings& settings) {
                      ? static_cast<int>(settings.workers)
                      : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   plan.drain_timeout_ms = settings.drain_timeout_ms;
+  if (absl::Status status = LoadCapture(settings, plan); !status.ok()) return status;
   return plan;
 }
 

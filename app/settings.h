@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "core/proxy.h"
 #include "io_real/address.h"
+#include "io_real/capture_writer.h"
 
 namespace switchyard::app {
 
@@ -43,6 +44,11 @@ struct ServeSettings {
   int64_t health_check_interval_ms = 0;
   int64_t health_check_timeout_ms = 0;
   int64_t health_check_failures = 0;
+  std::string capture;  // directory; empty: no capture
+  int64_t capture_file_bytes = int64_t{64} << 20;
+  int64_t capture_files_kept = 16;
+  std::string capture_sample_rate = "1.0";
+  std::string capture_redact = "none";
 };
 
 // The defaults: ProxyConfig's, plus the driver's.
@@ -77,6 +83,7 @@ struct ServePlan {
   std::vector<io_real::SocketAddress> nodes;  // index 0: the primary
   int workers = 1;
   int64_t drain_timeout_ms = 0;
+  io_real::CaptureConfig capture;  // dir empty: capture not available
 };
 absl::StatusOr<ServePlan> BuildServePlan(const ServeSettings& settings);
 

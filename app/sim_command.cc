@@ -165,10 +165,11 @@ Outcome RunSeed(uint64_t seed, const SeedSetup& setup) {
                             seed, result.violation_count - result.violations.size(), reproduce);
   }
   text += absl::StrFormat(
-      "seed=%d result=%s violations=%d sim_queries=%d sim_s=%.3f steps=%d %s hash=%016x\n", seed,
-      result.ok() ? "ok" : "FAILED", result.violation_count, result.sim_queries,
-      static_cast<double>(result.sim_time_us) / 1e6, result.driver.steps, result.phases,
-      result.hash);
+      "seed=%d result=%s violations=%d sim_queries=%d sim_s=%.3f steps=%d promotions=%d %s "
+      "hash=%016x\n",
+      seed, result.ok() ? "ok" : "FAILED", result.violation_count, result.sim_queries,
+      static_cast<double>(result.sim_time_us) / 1e6, result.driver.steps, result.promotions,
+      result.phases, result.hash);
   Print(text);
   return Outcome{result.ok(), result.sim_queries, result.sim_time_us, result.hash};
 }

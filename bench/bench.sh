@@ -8,6 +8,8 @@
 #   BENCH_CLIENTS [16]  BENCH_THREADS [2]  BENCH_SECONDS [15]  BENCH_MODE [simple]
 #   BENCH_SCALE [10]    BENCH_WORKERS ["1 2"]: switchyard --workers values to measure
 #   BENCH_ROUTED [1]    also measure switchyard routing reads to two streaming replicas
+#   BENCH_CAPTURE [1]   also measure each switchyard run with traffic capture on (--capture to a
+#                       scratch dir), printed beside the same run without it
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../scripts/pgcluster.sh"
@@ -68,8 +70,19 @@ pgc_log "warm-up (direct, 3 s, not reported)"
 read -r transactions tps < <(run_pgbench "$port" direct)
 results+=("direct|$tps|-|-")
 pgc_log "direct: $tps tps"
+captured=()  # "name without capture|name with capture"
 for workers in "${worker_counts[@]}"; do
-  measure "$(basename "$binary")-w$workers" "$binary" --auth-type trust --workers "$workers"
+  name=$(basename "$binary")-w$workers
+  measure "$name" "$binary" --auth-type trust --workers "$workers"
+  if [[ ${BENCH_CAPTURE:-1} == 1 ]]; then
+    # The same flags plus capture of every session, into files in the scratch dir (removed
+    # between runs so the disk holds one run's files at a time).
+    measure "$name-capture" "$binary" --auth-type trust --workers "$workers" \
+      --capture "$PGC_ROOT/capture"
+    du -sh "$PGC_ROOT/capture" | sed 's/^/captured: /' >&2
+    rm -rf "$PGC_ROOT/capture"
+    captured+=("$name|$name-capture")
+  fi
 done
 if [[ ${BENCH_ROUTED:-1} == 1 ]]; then
   # Reads routed to two streaming replicas of the same primary (issue 4): the proxy now parses
@@ -95,6 +108,21 @@ printf '%-22s %12s %16s %18s\n' target tps "proxy CPU (s)" "proxy CPU us/txn"
 for row in "${results[@]}"; do
   IFS='|' read -r name tps cpu per_txn <<<"$row"
   printf '%-22s %12s %16s %18s\n' "$name" "$tps" "$cpu" "$per_txn"
+done
+# tps_of NAME: the tps measured for NAME.
+tps_of() {
+  local row name tps
+  for row in "${results[@]}"; do
+    IFS='|' read -r name tps _ <<<"$row"
+    [[ $name == "$1" ]] && echo "$tps"
+  done
+  return 0
+}
+for pair in "${captured[@]}"; do
+  IFS='|' read -r off on <<<"$pair"
+  awk -v name="$on" -v off="$(tps_of "$off")" -v on="$(tps_of "$on")" 'BEGIN {
+    if (off + 0 > 0) printf "%s: %.0f tps with capture, %.0f without (%+.1f%%)\n", name, on, off,
+      (on - off) * 100 / off }'
 done
 bouncer=$(IFS='|' read -r _ _ _ v <<<"${results[-1]}"; echo "$v")
 for row in "${results[@]}"; do

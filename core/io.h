@@ -9,6 +9,7 @@
 
 #include "core/base/types.h"
 #include "core/service.h"
+#include "core/trace/record.h"
 
 namespace switchyard {
 
@@ -55,8 +56,18 @@ struct NodeStateChanged {
   ClusterSnapshot snapshot;
 };
 
+// Traffic capture was switched on or off, or a new capture file began (DESIGN.md section 6):
+// the driver delivers it to every unit, and a new unit gets the current state with Accepted.
+// `epoch` numbers the capture file records go to; on a new epoch every live captured session
+// writes a snapshot, so each file can be replayed on its own. Record times count from `start`.
+struct CaptureChanged {
+  bool on = false;
+  uint64_t epoch = 0;
+  Instant start;
+};
+
 using Event = std::variant<Accepted, Connected, ConnectFailed, Received, Writable, Closed,
-                           TimerFired, ServiceReplied, NodeStateChanged>;
+                           TimerFired, ServiceReplied, NodeStateChanged, CaptureChanged>;
 
 // --- Actions: what the core wants done, drained by the driver with PollAction(). ---
 
@@ -84,7 +95,17 @@ struct RequestService {
   ServiceRequest request;
 };
 
-using Action = std::variant<Send, Connect, Close, PauseRead, ResumeRead, RequestService>;
+// Capture records for the log (only while capture is on): `count` whole records, encoded as in
+// a trace file (core/trace/encoder.h), all made for the file of epoch `epoch`; `refused` more
+// were over the record size bound and count as dropped. A unit emits at most one per Handle().
+struct Trace {
+  uint64_t epoch = 0;
+  std::string records;
+  uint64_t count = 0;
+  uint64_t refused = 0;
+};
+
+using Action = std::variant<Send, Connect, Close, PauseRead, ResumeRead, RequestService, Trace>;
 
 // What the driver supplies that the core cannot make itself. io_real backs it with an atomic
 // counter and OpenSSL's RAND_bytes; io_sim with the seeded decision source.

@@ -14,6 +14,7 @@
 
 #include "core/auth/users.h"
 #include "core/base/types.h"
+#include "core/capture.h"
 #include "core/io.h"
 #include "core/service.h"
 
@@ -59,6 +60,9 @@ struct ProxyConfig {
   uint64_t balance_seed = 1;
   // Function volatility for the classifier; null: the built-in table.
   const route::FunctionVolatility* functions = nullptr;
+  // Traffic capture: which sessions, and what is redacted. Whether capture is on at all comes
+  // with CaptureChanged events (core/io.h).
+  CaptureOptions capture;
   // Set only by the simulator's build (SWITCHYARD_MUTANTS); constant-false otherwise.
   uint64_t mutants = 0;
 };

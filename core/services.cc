@@ -185,7 +185,9 @@ class Services::Impl {
     next.version = snapshot_.version + 1;
     next.primary = view_.primary();
     next.primary_generation = view_.primary_generation();
-    next.primary_lsn = view_.last_primary_lsn();
+    // Without a primary, the last one's LSN stays: a session that starts now must still not
+    // read anything older than what that primary had committed.
+    next.primary_lsn = next.primary ? view_.last_primary_lsn() : snapshot_.primary_lsn;
     if (next.primary) {
       const ClusterView::NodeView& primary = view_.node(*next.primary);
       next.primary_poll_began = primary.last_poll_began.value_or(Instant{});

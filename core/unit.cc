@@ -38,6 +38,7 @@ Unit::Impl::Impl(UnitId id, ConnId client, const ProxyConfig& config, Environmen
 // ---------------------------------------------------------------- dispatch
 
 void Unit::Impl::Handle(Instant now, const Event& event) {
+  capture_.now = now;
   if (!started_) {
     started_ = true;
     auth_deadline_ = now + MsToUs(config_.auth_timeout_ms);
@@ -47,6 +48,7 @@ void Unit::Impl::Handle(Instant now, const Event& event) {
       [&](const auto& e) {
         using E = std::decay_t<decltype(e)>;
         if constexpr (std::is_same_v<E, Accepted>) {
+          capture_.peer = e.peer;
         } else if constexpr (std::is_same_v<E, Connected>) {
           OnConnected(now, e.conn);
         } else if constexpr (std::is_same_v<E, ConnectFailed>) {
@@ -63,12 +65,15 @@ void Unit::Impl::Handle(Instant now, const Event& event) {
           OnServiceReply(now, e.reply);
         } else if constexpr (std::is_same_v<E, NodeStateChanged>) {
           OnNodeStateChanged(now, e.snapshot);
+        } else if constexpr (std::is_same_v<E, CaptureChanged>) {
+          OnCaptureChanged(e);
         }
       },
       event);
   Flush(now);
   UpdateReadPauses();
   UpdateIdleDeadline(now);
+  TraceFlush();
 }
 
 void Unit::Impl::UpdateIdleDeadline(Instant now) {
@@ -90,6 +95,7 @@ std::optional<Action> Unit::Impl::PollAction() {
 
 void Unit::Impl::Flush(Instant now) {
   if (client_open_ && !client_.output().empty()) {
+    TraceToClient(client_.output());
     client_sent_ += client_.output().size();
     Emit(Send{client_.conn(), std::move(client_.output())});
     client_.output().clear();
@@ -118,6 +124,7 @@ void Unit::Impl::OnClosed(Instant now, ConnId conn, std::string_view why) {
     return AfterCancelEnded(now, /*cancel_fate_unknown=*/false);
   }
   if (client_open_ && conn == client_.conn()) {
+    TraceSessionClose("client connection closed", why);
     client_open_ = false;
     LeaveClient(now);
     return;
@@ -176,6 +183,7 @@ void Unit::Impl::AfterClientStep(Instant now, ClientSession::Step step) {
       // connection goes to the primary (or, with none known, to any node that is up): its
       // ParameterStatus set is the one the client is welcomed with.
       auth_deadline_.reset();
+      TraceSessionOpen();
       std::optional<NodeId> node = PrimaryNode();
       if (!node) {
         std::vector<NodeId> replicas = ReadableReplicas();
@@ -201,6 +209,7 @@ void Unit::Impl::PumpClientSession(Instant now) {
     if (!frame.ok()) return ClientProtocolError(now, frame.status());
     if (!frame->has_value()) break;
     const pg::Frame& message = **frame;
+    TraceFromClient(message);
     if (message.type == 'X') {
       CloseClient(now);
       return;
@@ -230,10 +239,12 @@ void Unit::Impl::ClientProtocolError(Instant now, const absl::Status& status) {
 void Unit::Impl::CloseClient(Instant now) {
   if (!client_open_) return;
   if (!client_.output().empty()) {
+    TraceToClient(client_.output());
     client_sent_ += client_.output().size();
     Emit(Send{client_.conn(), std::move(client_.output())});
     client_.output().clear();
   }
+  TraceSessionClose("closed by switchyard", {});
   Emit(Close{client_.conn(), "client session ended"});
   client_open_ = false;
   LeaveClient(now);
@@ -275,6 +286,7 @@ void Unit::Impl::OnServiceReply(Instant now, const ServiceReply& reply) {
 }
 
 void Unit::Impl::OnCancelDelivered(Instant now) {
+  TraceCancel();
   // Forwarded only while a query is in flight, to the server connection running it.
   if (!client_open_ || inflight_.empty()) return;
   ServerSlot* slot = SlotFor(inflight_.front().node);
@@ -355,9 +367,11 @@ void Unit::Impl::UpdateReadPauses() {
 }
 
 void Unit::Impl::BeginDrain(Instant now) {
+  capture_.now = now;
   draining_ = true;
   MaybeFinishDrain(now);
   Flush(now);
+  TraceFlush();
 }
 
 void Unit::Impl::MaybeFinishDrain(Instant now) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "core/capture.h"
 #include "core/proxy.h"
 #include "core/route/cache.h"
 #include "core/route/functions.h"
@@ -193,6 +194,60 @@ class Unit::Impl {
   void AnswerNoServer(const Batch& batch, std::string_view why);
   bool InTransaction() const { return txn_status_ != 'I'; }
 
+  // ---- unit_trace.cc: traffic capture (DESIGN.md section 6). Each Trace* call is one
+  // predictable branch while the session is not being recorded: no allocation, no copy.
+  void TraceFromClient(const pg::Frame& message) {
+    if (capture_.recording) [[unlikely]]
+      RecordFromClient(message);
+  }
+  void TraceToClient(std::string_view bytes) {
+    if (capture_.recording) [[unlikely]]
+      RecordMessages(trace::Direction::kProxyToClient, bytes);
+  }
+  void TraceToServer(const ServerSlot& slot) {
+    if (capture_.recording) [[unlikely]]
+      RecordToServer(slot);
+  }
+  void TraceFromServer(const ServerSlot& slot, const pg::Frame& message) {
+    if (capture_.recording) [[unlikely]]
+      RecordFromServer(slot, message);
+  }
+  void TraceSessionClose(std::string_view what, std::string_view why) {
+    if (capture_.recording) [[unlikely]]
+      RecordSessionClose(what, why);
+  }
+  // A CancelRequest for this session arrived (before OnCancelDelivered decides its fate).
+  void TraceCancel() {
+    if (capture_.recording) [[unlikely]]
+      RecordCancel();
+  }
+  // The client logged in: the session exists, and is recorded if capture is on and samples it.
+  void TraceSessionOpen();
+  void OnCaptureChanged(const CaptureChanged& change);
+  void RecordFromClient(const pg::Frame& message);
+  void RecordToServer(const ServerSlot& slot);
+  void RecordFromServer(const ServerSlot& slot, const pg::Frame& message);
+  // Every message in `bytes` (whole messages only), one record each.
+  void RecordMessages(trace::Direction direction, std::string_view bytes,
+                      const ServerSlot* slot = nullptr);
+  void RecordMessage(trace::Direction direction, std::string_view raw, const ServerSlot* slot);
+  void AppendMessage(const trace::Record& metadata, std::string_view message);
+  void RecordSessionClose(std::string_view what, std::string_view why);
+  void RecordCancel();
+  void RecordSessionOpen();
+  void RecordSnapshot();
+  trace::SessionOpen SessionOpenBody() const;
+  // A record of this session with its metadata filled in (and the next sequence number).
+  trace::Record NewRecord(trace::Direction direction, const ServerSlot* slot);
+  // Encodes a record into capture_.pending.
+  void EmitRecord(const trace::Record& record);
+  // At the end of every Handle() and BeginDrain(): the records made, as one Trace action.
+  void TraceFlush() {
+    if (!capture_.pending.empty() || capture_.pending_refused > 0) [[unlikely]]
+      EmitTrace();
+  }
+  void EmitTrace();
+
   UnitId id_;
   const ProxyConfig& config_;
   Environment& env_;
@@ -263,6 +318,7 @@ class Unit::Impl {
   bool client_read_paused_ = false;
   bool client_backlog_paused_ = false;
   CountersDelta counters_;
+  UnitCapture capture_;
 };
 
 }  // namespace switchyard

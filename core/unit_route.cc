@@ -530,10 +530,14 @@ void Unit::Impl::FinishBatch(Instant now, char status) {
 void Unit::Impl::OnNodeStateChanged(Instant now, const ClusterSnapshot& snapshot) {
   const bool new_primary = snapshot.primary_generation != cluster_.primary_generation;
   cluster_ = snapshot;
-  if (new_primary) {
-    // Watermarks of another primary's WAL mean nothing here.
+  if (new_primary && snapshot.primary) {
+    // Watermarks of another primary's WAL mean nothing here. While there is no primary at all
+    // they stay: a replica must still have replayed this client's writes. A write committed
+    // after the poll that named this primary began (the same node, back) still waits.
     ryw_min_lsn_ = snapshot.primary_lsn;
-    ryw_commit_at_.reset();
+    if (ryw_commit_at_ && snapshot.primary_poll_began > *ryw_commit_at_) ryw_commit_at_.reset();
+  } else if (!snapshot.primary) {
+    ryw_min_lsn_ = std::max(ryw_min_lsn_, snapshot.primary_lsn);
   } else if (ryw_commit_at_ && snapshot.primary_poll_began > *ryw_commit_at_) {
     ryw_min_lsn_ = std::max(ryw_min_lsn_, snapshot.primary_lsn);
     ryw_commit_at_.reset();

@@ -39,6 +39,7 @@ void Unit::Impl::FlushServers() {
   for (const auto& slot : slots_) {
     ServerSession& server = *slot->session;
     if (server.output().empty() || server.state() == ServerSession::State::kConnecting) continue;
+    TraceToServer(*slot);
     slot->sent += server.output().size();
     Emit(Send{server.conn(), std::move(server.output())});
     server.output().clear();
@@ -279,6 +280,7 @@ void Unit::Impl::PumpServerReplay(Instant now, ServerSlot& slot) {
       return SlotLost(now, slot, Cat("bad bytes from server: ", frame.status().message()), false);
     }
     if (!frame->has_value()) return;
+    TraceFromServer(slot, **frame);
     switch (server.HandleReplayFrame(**frame)) {
       case ServerSession::ReplayStep::kContinue:
         break;
@@ -305,6 +307,7 @@ void Unit::Impl::PumpServerSession(Instant now, ServerSlot& slot) {
     }
     if (!frame->has_value()) return;
     const pg::Frame& message = **frame;
+    TraceFromServer(slot, message);
     if (!server.NoteServerMessage(message)) {
       if (message.type == 'E' && IsMutant(config_.mutants, Mutant::kForwardServerFatal)) {
         client_.Forward(message.raw);
@@ -476,6 +479,12 @@ void Unit::Impl::SlotLost(Instant now, ServerSlot& slot, std::string_view why,
   const bool commit = slot.session->commit_in_flight();
   slot.session->MarkBroken();
   DropSlot(slot, already_closed);
+  // The backlog that paused the client (SendBatch) may have been this connection's: gone with it.
+  if (client_read_paused_ && std::none_of(slots_.begin(), slots_.end(), [&](const auto& s) {
+        return s->Pending() > config_.client_output_low_bytes;
+      })) {
+    client_read_paused_ = false;
+  }
   avoid_.emplace_back(node, now);
   if (!client_open_) return;
   if (!welcomed_) {
@@ -499,6 +508,8 @@ void Unit::Impl::SlotLost(Instant now, ServerSlot& slot, std::string_view why,
     // transaction learns it at its next statement.
     txn_node_.reset();
     loss_unreported_ = true;
+    // The transaction died with its connection: the history must not wait for its end.
+    history_.OnServerLost();
   }
   const bool in_flight = !inflight_.empty() && inflight_.front().node == node;
   if (in_flight) {

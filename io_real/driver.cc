@@ -50,6 +50,13 @@ void Driver::AddSystemUnit(std::unique_ptr<UnitLike> unit) {
 }
 absl::Status Driver::Run() { return impl_->Run(); }
 void Driver::Shutdown() { impl_->Shutdown(); }
+void Driver::ToggleCapture() {
+  impl_->capture_toggle_requested_.store(true);
+  impl_->WakeLoop();
+}
+CaptureStats Driver::capture_stats() const {
+  return impl_->capture_ ? impl_->capture_->stats() : CaptureStats{};
+}
 DriverStats Driver::stats() const { return impl_->Stats(); }
 size_t Driver::unit_count() const { return impl_->UnitCount(); }
 
@@ -86,10 +93,14 @@ DriverImpl::DriverImpl(DriverConfig config, ServicesLike& services, Environment&
   event.events = EPOLLIN | EPOLLET;
   event.data.u64 = kWorkTag;
   CHECK(::epoll_ctl(poll_fd_, EPOLL_CTL_ADD, work_fd_, &event) == 0) << std::strerror(errno);
+  if (!config_.capture.dir.empty()) {
+    capture_ = std::make_unique<CaptureWriter>(config_.capture, [this] { WakeLoop(); });
+  }
 }
 
 DriverImpl::~DriverImpl() {
   CHECK(workers_.empty()) << "driver destroyed while Run() is active";
+  capture_.reset();  // writes what is queued; its thread may wake the loop until then
   units_.clear();
   for (auto& [conn, record] : conns_) {
     if (record->fd >= 0) ::close(record->fd);
@@ -135,6 +146,7 @@ absl::Status DriverImpl::Run() {
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);  // toggles capture
     ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
     signal_fd_ = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (signal_fd_ < 0) return absl::InternalError(Cat("signalfd: ", ErrnoText(errno)));
@@ -158,6 +170,7 @@ absl::Status DriverImpl::Run() {
     WakeUnitLocked(id);
   }
   system_units_.clear();
+  if (capture_ && config_.capture.start_on) StartCapture(Now());
   for (int i = 0; i < config_.workers; ++i) workers_.emplace_back([this] { WorkerMain(); });
   LoopMain();
   return absl::OkStatus();
@@ -229,6 +242,7 @@ void DriverImpl::LoopMain() {
     }
     now = Now();
     HandleEpollBatch(events, count, now);
+    ServiceCapture(now);
     if (accept_resume_ && now >= *accept_resume_ && listen_fd_ >= 0) {
       accept_resume_.reset();
       epoll_event event{};
@@ -301,6 +315,10 @@ void DriverImpl::IdleConnectionLost(Instant now, ConnId conn) {
 void DriverImpl::ReadSignals() {
   signalfd_siginfo info;
   while (::read(signal_fd_, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
+    if (info.ssi_signo == SIGUSR1) {
+      capture_toggle_requested_.store(true);  // ServiceCapture, right after this batch
+      continue;
+    }
     const bool again = shutdown_requested_.exchange(true);
     Log("event=signal signal=%s action=%s", LogValue(::strsignal(info.ssi_signo)),
         again ? "stop_now" : "drain");
@@ -359,6 +377,7 @@ void DriverImpl::AdmitOne(int fd, const std::string& peer) {
   unit_record->unit = factory_(id, conn, admitted);
   unit_record->admitted = admitted;
   unit_record->inbox.push_back(Accepted{conn, peer});
+  if (capture_on_) unit_record->inbox.push_back(CurrentCapture());
   if (cluster.nodes.size() > 1) unit_record->inbox.push_back(NodeStateChanged{std::move(cluster)});
   auto conn_record = std::make_unique<ConnRecord>();
   conn_record->id = conn;
@@ -461,6 +480,7 @@ void DriverImpl::FinishLingering() {
     HandleEpollBatch(events, std::max(count, 0), now);
   }
   lingering_.CloseAll();
+  if (capture_on_) StopCapture("shutdown");
   const DriverStats stats = Stats();
   Log("event=shutdown phase=done forced=%s units_dropped=%d connections_closed=%d "
       "clients_accepted=%d runs=%d reads=%d writes=%d epoll_ctls=%d epoll_waits=%d "
@@ -470,6 +490,72 @@ void DriverImpl::FinishLingering() {
       stats.runs, stats.reads, stats.writes, stats.epoll_ctls, stats.epoll_waits,
       stats.unit_set_polls, stats.loop_wakes, stats.worker_wakes, stats.lingering_closes,
       stats.lingering_timeouts, stats.lingering_refused);
+}
+
+// --- Traffic capture ---
+
+void DriverImpl::ServiceCapture(Instant now) {
+  if (capture_toggle_requested_.exchange(false)) {
+    if (!capture_) {
+      Log("event=capture state=unavailable reason=%s", "no_capture_dir");
+    } else if (capture_on_) {
+      StopCapture("signal");
+    } else if (!draining_) {
+      StartCapture(now);
+    }
+  }
+  if (!capture_ || !capture_->HasNotices()) return;
+  for (CaptureWriter::Notice& notice : capture_->TakeNotices()) {
+    // A notice about a capture that has since ended (or restarted) is stale.
+    if (!capture_on_ || notice.capture != capture_id_) continue;
+    if (notice.kind == CaptureWriter::Notice::Kind::kFailed) {
+      StopCapture("failed");
+      continue;
+    }
+    capture_epoch_ = notice.epoch;  // a new file: every live session snapshots into it
+    std::lock_guard<std::mutex> lock(mu_);
+    BroadcastCaptureLocked();
+  }
+}
+
+void DriverImpl::StartCapture(Instant now) {
+  const int64_t unix_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+  capture_id_ = capture_->Begin(now, unix_us);
+  capture_epoch_ = capture_id_;
+  capture_start_ = now;
+  capture_on_ = true;
+  Log("event=capture state=on dir=%s epoch=%d", LogValue(config_.capture.dir), capture_epoch_);
+  std::lock_guard<std::mutex> lock(mu_);
+  BroadcastCaptureLocked();
+}
+
+void DriverImpl::StopCapture(std::string_view reason) {
+  capture_->End();
+  capture_on_ = false;
+  const CaptureStats stats = capture_->stats();
+  Log("event=capture state=off dir=%s reason=%s records_written=%d records_dropped=%d "
+      "bytes_written=%d files_opened=%d files_removed=%d",
+      LogValue(config_.capture.dir), reason, stats.records_written, stats.records_dropped,
+      stats.bytes_written, stats.files_opened, stats.files_removed);
+  std::lock_guard<std::mutex> lock(mu_);
+  BroadcastCaptureLocked();
+}
+
+void DriverImpl::BroadcastCaptureLocked() {
+  const CaptureChanged change = CurrentCapture();
+  for (auto& [id, record] : units_) {
+    auto waiting = std::find_if(record->inbox.begin(), record->inbox.end(), [](const Event& e) {
+      return std::holds_alternative<CaptureChanged>(e);
+    });
+    if (waiting != record->inbox.end()) {
+      *waiting = change;
+      continue;
+    }
+    record->inbox.push_back(change);
+    WakeUnitLocked(id);
+  }
 }
 
 // --- Shared helpers ---

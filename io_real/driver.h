@@ -23,6 +23,7 @@
 #include "absl/status/status.h"
 #include "core/sched/scheduler.h"
 #include "io_real/address.h"
+#include "io_real/capture_writer.h"
 #include "io_real/sockets.h"
 #include "io_real/unit_like.h"
 
@@ -64,6 +65,9 @@ struct DriverConfig {
   int64_t lingering_timeout_ms = kLingeringTimeoutMs;
   int64_t lingering_drain_ms = kLingeringDrainMs;
   size_t lingering_sockets_max = kLingeringSocketsMax;
+  // Traffic capture (DESIGN.md section 6): with a directory, capture starts at Run() when
+  // capture.start_on says so, and SIGUSR1 (or ToggleCapture()) switches it off and on.
+  CaptureConfig capture;
 };
 
 // Work and syscalls since the driver started (relaxed counters: for logs and tests).
@@ -117,6 +121,11 @@ class Driver {
   // Starts the drain from any thread: stop accepting, BeginDrain every unit, return from Run()
   // once they have finished. Same as SIGTERM.
   void Shutdown();
+
+  // Switches capture off if it is on and on if it is off, from any thread. Same as SIGUSR1.
+  void ToggleCapture();
+  // What the capture writer did so far (zeros without a capture directory).
+  CaptureStats capture_stats() const;
 
   DriverStats stats() const;
   size_t unit_count() const;

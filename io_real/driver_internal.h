@@ -174,6 +174,17 @@ class DriverImpl {
   // the drain deadline does, whichever is first.
   void FinishLingering();
 
+  // --- driver.cc: traffic capture, on the loop thread ---
+  // A toggle asked for (SIGUSR1, ToggleCapture()), and the writer's notices: a new file to
+  // tell the units about, or a failure that ends the capture.
+  void ServiceCapture(Instant now);
+  void StartCapture(Instant now);
+  void StopCapture(std::string_view reason);
+  CaptureChanged CurrentCapture() const { return {capture_on_, capture_epoch_, capture_start_}; }
+  // Tells every unit (caller holds mu_); only the newest state matters to a unit that has not
+  // run since the last one.
+  void BroadcastCaptureLocked();
+
   // --- shared helpers (callers hold mu_ where the name says Locked) ---
   void WakeLoop();
   // Wakes one worker waiting in the poll set (the caller holds mu_ and just queued a unit).
@@ -255,6 +266,15 @@ class DriverImpl {
 
   // Set before Run(), started by it.
   std::vector<std::unique_ptr<UnitLike>> system_units_;
+
+  // The capture writer (null without a capture directory); workers Offer to it directly.
+  std::unique_ptr<CaptureWriter> capture_;
+  std::atomic<bool> capture_toggle_requested_{false};
+  // Loop-thread only: the capture as the units were last told.
+  bool capture_on_ = false;
+  uint64_t capture_id_ = 0;  // the first epoch of the capture that is on
+  uint64_t capture_epoch_ = 0;
+  Instant capture_start_;
 
   // Loop-thread only.
   uint64_t next_unit_ = 0;

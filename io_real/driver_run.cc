@@ -55,6 +55,12 @@ class UnitRun {
   void DoConnect(const Connect& connect);
   void DoClose(const Close& close);
   void DoRequest(RequestService& request);
+  // Capture records (encoded by the unit) are handed to the writer once per run.
+  void DoTrace(Trace& trace);
+  void OfferTraces();
+  // A unit recording a long burst (a large COPY) hears of a new capture file before its next
+  // bytes, not at its next run: otherwise the old file takes the whole burst.
+  void CatchUpCapture();
 
   bool ReadGuess();
   void PollUnitSet();
@@ -89,6 +95,11 @@ class UnitRun {
   std::vector<ConnId> dirty_;
   std::vector<std::pair<ConnId, sched::Readiness>> still_ready_;
   ConnId last_sent_;
+  std::string traces_;  // encoded records of traces_epoch_ not yet offered
+  uint64_t traces_epoch_ = 0;
+  uint64_t traces_count_ = 0;
+  uint64_t traces_refused_ = 0;  // over the record bound: counted as dropped
+  bool traced_in_run_ = false;
 };
 
 void UnitRun::Execute(RunInput& input) {
@@ -98,6 +109,7 @@ void UnitRun::Execute(RunInput& input) {
   dirty_.clear();
   still_ready_.clear();
   last_sent_ = ConnId{};
+  traced_in_run_ = false;
   AtomicStats::Add(d_.stats_.runs);
   now_ = Now();
   for (Event& event : input_->inbox) Post(std::move(event));
@@ -163,6 +175,8 @@ void UnitRun::Perform(Action& action) {
     DoClose(*close);
   } else if (auto* request = std::get_if<RequestService>(&action)) {
     DoRequest(*request);
+  } else if (auto* trace = std::get_if<Trace>(&action)) {
+    DoTrace(*trace);
   }
   // PauseRead and ResumeRead need no bookkeeping: reads and re-arming ask WantsRead().
 }
@@ -232,6 +246,40 @@ void UnitRun::DoRequest(RequestService& request) {
   ForgetOwned();  // the outcome may have given connections to the pool or another unit
   // Answered inline, in this run: no thread hop (DESIGN.md section 2).
   for (ServiceReply& reply : mine) Post(ServiceReplied{std::move(reply)});
+}
+
+void UnitRun::DoTrace(Trace& trace) {
+  if (!d_.capture_) return;
+  if (trace.epoch != traces_epoch_) OfferTraces();  // one epoch per batch: one file
+  traces_epoch_ = trace.epoch;
+  traced_in_run_ = true;
+  if (traces_.empty()) {
+    traces_ = std::move(trace.records);
+  } else {
+    traces_.append(trace.records);
+  }
+  traces_count_ += trace.count;
+  traces_refused_ += trace.refused;
+  if (traces_.size() >= kCaptureWriteBytesMax) OfferTraces();
+}
+
+void UnitRun::CatchUpCapture() {
+  if (!traced_in_run_) return;
+  const CaptureWriter::Current current = d_.capture_->current();
+  // Only a newer file of the capture the unit is recording for; the driver's broadcast covers
+  // everything else (and tells this unit the same again, which it ignores).
+  if (current.capture == 0 || current.capture > traces_epoch_ || current.epoch <= traces_epoch_) {
+    return;
+  }
+  Dispatch(CaptureChanged{true, current.epoch, current.start});
+}
+
+void UnitRun::OfferTraces() {
+  if (traces_count_ == 0 && traces_refused_ == 0) return;
+  d_.capture_->Offer(traces_epoch_, std::move(traces_), traces_count_, traces_refused_);
+  traces_.clear();  // moved from: empty, but make sure
+  traces_count_ = 0;
+  traces_refused_ = 0;
 }
 
 bool UnitRun::ReadGuess() {
@@ -314,6 +362,7 @@ bool UnitRun::ReadFrom(ConnId conn) {
     AtomicStats::Add(d_.stats_.reads);
     if (n > 0) {
       total += static_cast<size_t>(n);
+      CatchUpCapture();
       Dispatch(Received{conn, std::string_view(buffer_, static_cast<size_t>(n))});
       // A short read emptied the socket; reading again would only cost an EAGAIN, and the
       // re-arm at the end of the run reports anything that arrives meanwhile.
@@ -386,6 +435,7 @@ void UnitRun::FlushAll() {
 
 void UnitRun::End() {
   FlushAll();
+  OfferTraces();  // after the client's bytes went out: the log never delays an answer
   if (unit_->Finished() && TryRetire()) return;
   const std::vector<ConnId> listed = unit_->Conns();
   const std::optional<Instant> deadline = unit_->NextDeadline();

@@ -42,7 +42,7 @@ ConnId EventConn(const Event& event) {
       [](const auto& e) -> ConnId {
         using E = std::decay_t<decltype(e)>;
         if constexpr (std::is_same_v<E, TimerFired> || std::is_same_v<E, ServiceReplied> ||
-                      std::is_same_v<E, NodeStateChanged>) {
+                      std::is_same_v<E, NodeStateChanged> || std::is_same_v<E, CaptureChanged>) {
           return ConnId{};
         } else {
           return e.conn;
@@ -52,9 +52,9 @@ ConnId EventConn(const Event& event) {
 }
 
 std::string_view EventName(const Event& event) {
-  static constexpr std::string_view kNames[] = {"Accepted",   "Connected",      "ConnectFailed",
-                                                "Received",   "Writable",       "Closed",
-                                                "TimerFired", "ServiceReplied", "NodeStateChanged"};
+  static constexpr std::string_view kNames[] = {
+      "Accepted", "Connected",  "ConnectFailed",  "Received",         "Writable",
+      "Closed",   "TimerFired", "ServiceReplied", "NodeStateChanged", "CaptureChanged"};
   static_assert(std::size(kNames) == std::variant_size_v<Event>);
   return kNames[event.index()];
 }

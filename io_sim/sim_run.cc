@@ -117,6 +117,8 @@ void SimRun::Perform(Action& action) {
     d_.Record("close_action",
               {static_cast<int64_t>(id_.value), static_cast<int64_t>(close->conn.packed())});
     DoClose(*close);
+  } else if (std::holds_alternative<Trace>(action)) {
+    // The simulator never switches capture on; were a record to come, it is not written.
   } else {
     // PauseRead and ResumeRead need no bookkeeping: reading and re-arming ask WantsRead().
     ++(std::holds_alternative<PauseRead>(action) ? d_.stats_.reads_paused

@@ -59,8 +59,42 @@ std::string_view OpName(Op op) {
       return "show";
     case Op::kSleep:
       return "sleep";
+    case Op::kLockingRead:
+      return "locking_read";
+    case Op::kBatch:
+      return "batch";
   }
   return "?";
+}
+
+std::string_view LossName(Loss loss) {
+  switch (loss) {
+    case Loss::kNone:
+      return "none";
+    case Loss::kNotRun:
+      return "not_run";
+    case Loss::kInFlight:
+      return "in_flight";
+    case Loss::kCommit:
+      return "commit";
+  }
+  return "?";
+}
+
+bool Request::BatchWrites() const {
+  return std::any_of(statements.begin(), statements.end(),
+                     [](const Request& statement) { return statement.IsWrite(); });
+}
+
+Loss Answer::LossKind() const {
+  // The server may have failed the statement already when the connection was lost.
+  if (errors.empty() || errors.size() > 2) return Loss::kNone;
+  const ErrorInfo& error = errors.back();
+  if (error.fatal) return Loss::kNone;
+  if (error.sqlstate == "08007") return Loss::kCommit;
+  if (error.sqlstate != "08006") return Loss::kNone;
+  // The proxy's own answers name it: a statement it never handed to a server.
+  return error.message.starts_with("switchyard") ? Loss::kNotRun : Loss::kInFlight;
 }
 
 int64_t Answer::Affected() const {
@@ -117,24 +151,65 @@ std::string JoinStatements(const std::vector<std::string>& statements) {
 
 // ---------------------------------------------------------------- KvHistory
 
-std::vector<std::string> KvHistory::Ingest(const KvStore& store) {
-  std::vector<std::string> problems;
+void KvHistory::Ingest(const KvStore& store) {
   const uint64_t total = store.records_total();
   const uint64_t first_kept = total - store.wal().size();
-  while (records_.size() < total) {
-    const uint64_t index = records_.size();
+  // The longest prefix of the current line that `store` shares: normally all of it (a store
+  // only appends), less after a promotion.
+  size_t common = std::min<uint64_t>(line_.size(), total);
+  while (common > 0 && common - 1 >= first_kept) {
+    const Record& mine = records_[line_[common - 1]];
+    const WalRecord& theirs = store.wal()[common - 1 - first_kept];
+    if (mine.end_lsn == theirs.end_lsn && mine.timeline == theirs.timeline) break;
+    --common;
+  }
+  if (common < line_.size()) Fork(common);
+  while (line_.size() < total) {
+    const uint64_t index = line_.size();
     if (index < first_kept) {
-      problems.push_back(Cat("WAL record ", index, " was recycled before the model read it"));
+      problems_.push_back(Cat("WAL record ", index, " was recycled before the model read it"));
+      line_.push_back(records_.size());
       records_.emplace_back();
       continue;
     }
-    std::string problem = ReExecute(store.wal()[index - first_kept], index);
-    if (!problem.empty()) problems.push_back(std::move(problem));
+    std::string problem = ReExecute(store.wal()[index - first_kept]);
+    if (!problem.empty()) problems_.push_back(std::move(problem));
   }
+}
+
+std::vector<std::string> KvHistory::TakeProblems() {
+  std::vector<std::string> problems = std::move(problems_);
+  problems_.clear();
   return problems;
 }
 
-std::string KvHistory::ReExecute(const WalRecord& wal, uint64_t index) {
+void KvHistory::Fork(size_t keep) {
+  ++forks_;
+  std::map<std::string, RowState> restore;
+  for (size_t i = keep; i < line_.size(); ++i) {
+    Record& record = records_[line_[i]];
+    record.lost = true;
+    for (const auto& [key, state] : record.changes) restore.emplace(key, RowState());
+  }
+  // A row's state on the line of `keep` records is what the last of them to change it left.
+  for (auto& [key, state] : restore) {
+    for (size_t i = keep; i > 0; --i) {
+      const auto& changes = records_[line_[i - 1]].changes;
+      if (auto it = changes.find(key); it != changes.end()) {
+        state = it->second;
+        break;
+      }
+    }
+  }
+  line_.resize(keep);
+  Record fork;
+  fork.fork = true;
+  fork.changes = std::move(restore);
+  Append(std::move(fork));
+}
+
+std::string KvHistory::ReExecute(const WalRecord& wal) {
+  const uint64_t index = records_.size();
   std::string problem;
   std::map<std::string, RowState> touched;
   for (const std::string& sql : wal.statements) {
@@ -153,18 +228,26 @@ std::string KvHistory::ReExecute(const WalRecord& wal, uint64_t index) {
     }
     touched[write->key] = write->op == Op::kDelete ? RowState() : RowState(std::move(write->value));
   }
-  Record record{wal.statements, wal.origin_session};
-  std::map<std::string, RowState> changes;
+  Record record{.statements = wal.statements,
+                .origin_session = wal.origin_session,
+                .end_lsn = wal.end_lsn,
+                .timeline = wal.timeline};
   for (const RowChange& change : wal.changes) {
-    changes[change.key] = change.deleted ? RowState() : change.value;
+    record.changes[change.key] = change.deleted ? RowState() : change.value;
   }
-  if (problem.empty() && changes != touched) {
+  if (problem.empty() && record.changes != touched) {
     problem = Cat("WAL record ", index,
                   " changed rows its statements do not explain: ", JoinStatements(wal.statements));
   }
   // The node's own changes are the truth from here on, so one wrong record is reported once.
-  const uint64_t position = index + 1;
-  for (auto& [key, state] : changes) {
+  line_.push_back(index);
+  Append(std::move(record));
+  return problem;
+}
+
+void KvHistory::Append(Record record) {
+  const uint64_t position = records_.size() + 1;
+  for (const auto& [key, state] : record.changes) {
     if (state) {
       table_[key] = *state;
     } else {
@@ -172,9 +255,33 @@ std::string KvHistory::ReExecute(const WalRecord& wal, uint64_t index) {
     }
     versions_[key].push_back(Version{position, state});
   }
-  by_statements_[JoinStatements(record.statements)].push_back(index);
+  if (!record.statements.empty()) {
+    by_statements_[JoinStatements(record.statements)].push_back(records_.size());
+  }
+  if (!record.fork) by_lsn_[{record.timeline, record.end_lsn}] = records_.size();
   records_.push_back(std::move(record));
-  return problem;
+}
+
+uint64_t KvHistory::PositionOfLsn(const KvStore& store, uint64_t lsn) const {
+  const std::vector<WalRecord>& wal = store.wal();
+  auto it = std::upper_bound(wal.begin(), wal.end(), lsn, [](uint64_t l, const WalRecord& record) {
+    return l < record.end_lsn;
+  });
+  while (it != wal.begin()) {
+    --it;
+    auto found = by_lsn_.find({it->timeline, it->end_lsn});
+    if (found != by_lsn_.end()) return found->second + 1;
+  }
+  return 0;
+}
+
+uint64_t KvHistory::PositionOfLsn(uint64_t lsn) const {
+  // End LSNs grow along the line.
+  auto after = std::upper_bound(line_.begin(), line_.end(), lsn, [&](uint64_t l, uint64_t index) {
+    return l < records_[index].end_lsn;
+  });
+  if (after == line_.begin()) return 0;
+  return *std::prev(after) + 1;
 }
 
 RowState KvHistory::ValueAt(std::string_view key, uint64_t position) const {
@@ -276,6 +383,19 @@ std::string SessionModel::Show(std::string_view name) const {
 }
 
 char SessionModel::StatusAfter(const Request& request, const Answer& answer) const {
+  switch (answer.LossKind()) {
+    case Loss::kNone:
+      break;
+    case Loss::kNotRun:
+      // It never ran; inside a transaction the proxy now answers as for an aborted one.
+      return status_ == 'I' ? 'I' : 'E';
+    case Loss::kInFlight:
+      // The transaction (or the one BEGIN opened) died with its connection; an autocommit
+      // statement ended either way. A batch is always one implicit transaction.
+      return status_ != 'I' || request.op == Op::kBegin ? 'E' : 'I';
+    case Loss::kCommit:
+      return 'I';
+  }
   if (answer.error() != nullptr) return status_ == 'I' ? 'I' : 'E';
   switch (request.op) {
     case Op::kBegin:
@@ -289,6 +409,17 @@ char SessionModel::StatusAfter(const Request& request, const Answer& answer) con
 }
 
 void SessionModel::Apply(const Request& request, const Answer& answer) {
+  const Loss loss = answer.LossKind();
+  if (loss == Loss::kCommit) {
+    // Whatever the server did, the connection that had the transaction's SETs is gone, and
+    // the proxy records a SET only once it sees its transaction commit: they are not replayed.
+    return EndTransaction(false);
+  }
+  if (loss == Loss::kInFlight && status_ == 'I' && request.op == Op::kBegin) {
+    status_ = 'E';
+    session_at_begin_ = session_;
+    return;
+  }
   if (answer.error() != nullptr) {
     if (status_ == 'T') status_ = 'E';
     return;

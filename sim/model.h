@@ -29,35 +29,48 @@ using RowState = std::optional<std::string>;
 
 // What a workload statement does.
 enum class Op : uint8_t {
-  kRead,      // SELECT v FROM kv WHERE k = 'key'
-  kScan,      // SELECT k, v FROM kv
-  kInsert,    // INSERT INTO kv VALUES ('key', 'token')
-  kUpdate,    // UPDATE kv SET v = 'token' WHERE k = 'key'
-  kDelete,    // DELETE FROM kv WHERE k = 'key'
-  kBegin,     // BEGIN
-  kCommit,    // COMMIT
-  kRollback,  // ROLLBACK
-  kSet,       // SET name = 'value'
-  kSetLocal,  // SET LOCAL name = 'value'
-  kShow,      // SHOW name
-  kSleep,     // SELECT pg_sleep(seconds)
+  kRead,         // SELECT v FROM kv WHERE k = 'key'
+  kScan,         // SELECT k, v FROM kv
+  kInsert,       // INSERT INTO kv VALUES ('key', 'token')
+  kUpdate,       // UPDATE kv SET v = 'token' WHERE k = 'key'
+  kDelete,       // DELETE FROM kv WHERE k = 'key'
+  kBegin,        // BEGIN
+  kCommit,       // COMMIT
+  kRollback,     // ROLLBACK
+  kSet,          // SET name = 'value'
+  kSetLocal,     // SET LOCAL name = 'value'
+  kShow,         // SHOW name
+  kSleep,        // SELECT pg_sleep(seconds)
+  kLockingRead,  // SELECT v FROM kv WHERE k = 'key' FOR UPDATE: a read that must run on the primary
+  kBatch,        // extended protocol: Parse/Bind/Describe/Execute per statement, then one Sync
 };
 std::string_view OpName(Op op);
 
-// One request a simulated client sends: a simple-protocol Query with one statement.
+// One request a simulated client sends: a simple-protocol Query with one statement, or (kBatch)
+// an extended-protocol Sync batch of several.
 struct Request {
   uint64_t seq = 0;  // 1, 2, ... within a client session
   Op op = Op::kRead;
-  std::string key;    // kv key (reads and writes)
-  std::string value;  // the unique token an INSERT/UPDATE writes; SET's value
-  std::string guc;    // SET/SHOW parameter name
-  std::string sql;
+  std::string key;         // kv key (reads and writes)
+  std::string value;       // the unique token an INSERT/UPDATE writes; SET's value
+  std::string guc;         // SET/SHOW parameter name
+  std::string sql;         // as the node's WAL records it (without the routing tag)
+  bool read_only = false;  // kBegin: BEGIN READ ONLY
+  // May run on a replica (DESIGN.md section 5): a read outside a read-write transaction. False
+  // for writes, locking reads, and everything in a read-write transaction or in a batch that
+  // writes: those must run on the primary, so their answers are judged against the primary's
+  // history without staleness.
+  bool replica_ok = false;
+  std::vector<Request> statements;  // kBatch: its statements, in order
   Instant sent_at;
-  uint64_t sent_pos = 0;  // WAL records committed when it was sent
+  uint64_t sent_pos = 0;  // positions of the history (KvHistory) when it was sent
   bool cancel_sent = false;
 
   bool IsWrite() const { return op == Op::kInsert || op == Op::kUpdate || op == Op::kDelete; }
+  bool IsRead() const { return op == Op::kRead || op == Op::kLockingRead; }
   bool IsTransactionExit() const { return op == Op::kCommit || op == Op::kRollback; }
+  // kBatch: whether any statement writes.
+  bool BatchWrites() const;
 };
 
 // An ErrorResponse as a client saw it.
@@ -68,6 +81,22 @@ struct ErrorInfo {
   bool fatal = false;
 };
 
+// How an answer says the proxy lost (or never had) a server connection (DESIGN.md section 5).
+enum class Loss : uint8_t {
+  kNone,
+  kNotRun,    // 08006 "switchyard: ...": no server took the statement; it did not run
+  kInFlight,  // 08006: the connection was lost with the statement sent; it may have run
+  kCommit,    // 08007: lost during COMMIT; the transaction's outcome is unknown
+};
+std::string_view LossName(Loss loss);
+
+// One statement's answer within a Sync batch: its rows and its CommandComplete tag.
+struct Part {
+  bool described = false;  // RowDescription (or NoData) seen
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  std::string tag;  // "" until its CommandComplete
+};
+
 // Everything that answered one request, up to and including its ReadyForQuery.
 struct Answer {
   bool described = false;                                     // RowDescription seen
@@ -75,6 +104,7 @@ struct Answer {
   std::vector<std::string> tags;                              // CommandComplete tags, in order
   std::vector<ErrorInfo> errors;                              // ErrorResponses, in order
   int empty_queries = 0;                                      // EmptyQueryResponse
+  std::vector<Part> parts;  // kBatch: one per statement answered, in order
   // A message out of place (a DataRow before RowDescription, anything after a completion...).
   std::string malformed;
   char status = 0;  // ReadyForQuery's transaction status; 0 while incomplete
@@ -84,6 +114,9 @@ struct Answer {
   // The rows the statement changed, from an INSERT/UPDATE/DELETE tag; -1 when there is none.
   int64_t Affected() const;
   const ErrorInfo* error() const { return errors.empty() ? nullptr : &errors.front(); }
+  // Whether (and how) the last error says a server connection was lost or never had (the
+  // server may have failed the statement just before).
+  Loss LossKind() const;
 };
 
 // A write statement as the workload spells it, parsed back from a WAL record.
@@ -99,24 +132,39 @@ std::string InsertSql(std::string_view key, std::string_view value);
 std::string UpdateSql(std::string_view key, std::string_view value);
 std::string DeleteSql(std::string_view key);
 
-// The committed history of kv, rebuilt from a node's WAL and re-executed as it is read.
+// The committed history of kv, rebuilt from the primaries' WAL and re-executed as it is read.
+//
+// Positions count the steps of this history, 0 being the empty table. A step is a record the
+// current primary committed (or an end-of-recovery marker), or a fork: after a failover the new
+// primary may lack a tail of the old primary's records (replication is asynchronous), and the
+// fork step puts the rows those lost records changed back to their state at the fork point. So
+// the history stays one line of states, in the order clients could see them, lost writes
+// included while they were visible.
 class KvHistory {
  public:
-  // One committed write transaction.
   struct Record {
-    std::vector<std::string> statements;
+    std::vector<std::string> statements;  // empty for markers and forks
     uint64_t origin_session = 0;
+    uint64_t end_lsn = 0;
+    int timeline = 0;
+    std::map<std::string, RowState> changes;
+    bool lost = false;  // a later failover dropped it
+    bool fork = false;  // a fork step, not a record of any node
   };
 
-  // Reads the records `store` committed since the last call. Each is re-executed against the
-  // model's table: every statement must be a workload write that changed a row (an INSERT of
-  // an absent key, an UPDATE or DELETE of a present one), and the record's row changes must be
-  // exactly what the statements produce. Returns a description of every record that is not.
-  std::vector<std::string> Ingest(const KvStore& store);
+  // Reads the records `store` (the current primary's) committed since the last call; a store
+  // whose history is not an extension of the current line (a promoted replica's) forks it
+  // first. Each record is re-executed against the model's table: every statement must be a
+  // workload write that changed a row (an INSERT of an absent key, an UPDATE or DELETE of a
+  // present one), and the record's row changes must be exactly what the statements produce.
+  // A record that is not is kept for TakeProblems().
+  void Ingest(const KvStore& store);
+  // Descriptions of the records that Ingest() could not explain, since the last call.
+  std::vector<std::string> TakeProblems();
 
-  // Records committed so far: positions run from 0 (empty table) to position().
   uint64_t position() const { return records_.size(); }
   const std::vector<Record>& records() const { return records_; }
+  uint64_t forks() const { return forks_; }
   RowState ValueAt(std::string_view key, uint64_t position) const;
   // Whether `key` held `state` at some position in [from, to].
   bool Saw(std::string_view key, uint64_t from, uint64_t to, const RowState& state) const;
@@ -130,6 +178,12 @@ class KvHistory {
   // The first record in [from, to) holding exactly `statements`, in order.
   std::optional<uint64_t> FindRecord(const std::vector<std::string>& statements, uint64_t from,
                                      uint64_t to) const;
+  // The position right after the last record of the current line whose end LSN is at most
+  // `lsn`: a node that replayed up to `lsn` holds at least that state. 0 when there is none.
+  uint64_t PositionOfLsn(uint64_t lsn) const;
+  // The same on the line of `store` (a primary's, maybe an old one): after the last record of
+  // it, up to `lsn`, that the history has.
+  uint64_t PositionOfLsn(const KvStore& store, uint64_t lsn) const;
   const std::map<std::string, std::string>& table() const { return table_; }
 
  private:
@@ -137,13 +191,21 @@ class KvHistory {
     uint64_t position = 0;  // the state holds from this position on
     RowState state;
   };
-  std::string ReExecute(const WalRecord& wal, uint64_t index);
+  std::string ReExecute(const WalRecord& wal);
+  // The current line keeps its first `keep` records; the rest are lost.
+  void Fork(size_t keep);
+  void Append(Record record);
 
   std::vector<Record> records_;
+  // The records of the current primary's WAL, as indexes into records_.
+  std::vector<uint64_t> line_;
   std::map<std::string, std::string> table_;  // at position()
   std::map<std::string, std::vector<Version>, std::less<>> versions_;
   // Statements joined with '\n' -> record indexes, for FindRecord.
   std::map<std::string, std::vector<uint64_t>> by_statements_;
+  std::map<std::pair<int, uint64_t>, uint64_t> by_lsn_;  // (timeline, end LSN) -> record
+  std::vector<std::string> problems_;
+  uint64_t forks_ = 0;
 };
 
 std::string JoinStatements(const std::vector<std::string>& statements);

@@ -254,4 +254,29 @@ bool NodePeer::TerminateSession(uint64_t pick) {
   return true;
 }
 
+absl::Status NodePeer::ReplicateFrom(const PgNode& upstream, uint64_t upto_lsn) {
+  absl::Status status = pg_.ReplicateFrom(upstream, upto_lsn, Now());
+  Drain();
+  return status;
+}
+
+absl::Status NodePeer::Promote() {
+  Trace("node.promote");
+  absl::Status status = pg_.Promote(Now());
+  Drain();
+  return status;
+}
+
+void NodePeer::RebuildAsReplicaOf(const PgNode& upstream) {
+  Trace(Cat("node.rebuild links=", links_.size()));
+  // As a crash: the old sessions vanish and their connections are reset.
+  pg_.Crash();
+  network_.SetNodeUp(node_, false);
+  links_.clear();
+  network_.ResetPeer(peer_, "node rebuilt");
+  pg_.RebuildAsReplicaOf(upstream, Now());
+  network_.SetNodeUp(node_, true);
+  Drain();
+}
+
 }  // namespace switchyard::sim

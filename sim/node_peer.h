@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "core/base/types.h"
 #include "io_sim/event_queue.h"
 #include "io_sim/network.h"
@@ -51,6 +52,15 @@ class NodePeer final : public io_sim::Peer {
   // pg_terminate_backend on the `pick`-th session (modulo their number); false when none.
   bool TerminateSession(uint64_t pick);
 
+  // --- Roles and replication (the node is a replica unless said otherwise) ---
+  // Streams `upstream`'s WAL up to `upto_lsn` (see PgNode::ReplicateFrom).
+  absl::Status ReplicateFrom(const PgNode& upstream, uint64_t upto_lsn);
+  // pg_ctl promote: sessions stay and hear in_hot_standby=off.
+  absl::Status Promote();
+  // A base backup of `upstream` (pg_basebackup, or pg_rewind of an old primary): every
+  // connection is reset and the node comes back up as `upstream`'s replica.
+  void RebuildAsReplicaOf(const PgNode& upstream);
+
   PgNode& pg() { return pg_; }
   const PgNode& pg() const { return pg_; }
   NodeId node() const { return node_; }
@@ -63,6 +73,12 @@ class NodePeer final : public io_sim::Peer {
   // Bytes the network took from the node on the connection of the session with backend `pid`;
   // nullopt when no open connection has that pid.
   std::optional<uint64_t> BytesWrittenByPid(int32_t pid) const;
+  // The same for the connection of node session `session_id`.
+  std::optional<uint64_t> BytesWrittenBySession(uint64_t session_id) const {
+    auto it = links_.find(io_sim::LinkId{session_id});
+    if (it == links_.end()) return std::nullopt;
+    return it->second.written;
+  }
   // Bytes the node produced that still wait for the network's window.
   uint64_t bytes_queued() const;
 

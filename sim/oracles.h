@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/base/types.h"
+#include "core/proxy.h"
 #include "io_sim/event_queue.h"
 #include "sim/model.h"
 #include "sim/node_peer.h"
@@ -27,6 +28,12 @@ struct Violation {
   std::string what;
 };
 
+// "ERROR 08006 \"...\"", "rows=1 tag=\"SELECT 1\" status=I", "#17 `SELECT ...`": for violation
+// messages.
+std::string DescribeError(const ErrorInfo& error);
+std::string DescribeAnswer(const Answer& answer);
+std::string Quote(const Request& request);
+
 // Every violation of a run, in the order found. Bounded: after kKeptMax only the count grows.
 class Violations {
  public:
@@ -40,6 +47,30 @@ class Violations {
   uint64_t count_ = 0;
 };
 
+// What the cluster's nemesis has done, for the routing and failover oracles.
+struct ClusterFacts {
+  std::vector<const NodePeer*> nodes;  // by NodeId index
+  size_t primary = 0;                  // the current primary: the history follows its WAL
+  // An old primary after a promotion, until it is rebuilt as a replica: whenever it is up, the
+  // proxy must fence it (no traffic, no write).
+  std::vector<bool> fenced;
+  struct Promotion {
+    Instant at;
+    size_t node = 0;
+  };
+  std::vector<Promotion> promotions;
+  const Services* services = nullptr;  // the proxy's cluster view, for read-your-writes bounds
+};
+
+// A Query or Parse message a node received.
+struct NodeQuery {
+  size_t node = 0;
+  uint64_t session = 0;  // the node's session (the network link's id)
+  std::string_view sql;
+  bool in_recovery = false;  // the node was a replica
+  bool fenced = false;       // the node was a fenced old primary
+};
+
 // What the oracles may look at besides the clients' observations.
 struct World {
   const io_sim::Timeline* timeline = nullptr;
@@ -48,6 +79,11 @@ struct World {
   KvHistory* history = nullptr;
   int pool_size = 0;
   int max_server_connections = 0;
+  // Streaming replicas in the run: reads outside read-write transactions may then be stale.
+  int replicas = 0;
+  const ClusterFacts* cluster = nullptr;  // null: a primary alone, no nemesis of its own
+  // How long the proxy may take to see a change of roles.
+  int64_t health_check_bound_us = 0;
   // What the proxy may hold for one slow client: its output watermark, one read, the largest
   // message, and the two network windows that hide bytes in flight.
   uint64_t proxy_buffer_bytes_max = 0;
@@ -73,6 +109,8 @@ class Oracle : public ClientObserver {
   void OnReadingResumed(const ClientInfo&, int32_t) override {}
   void OnStray(const ClientInfo&, std::string_view) override {}
   void OnEnded(const ClientInfo&, const SessionModel&, const Ending&) override {}
+  // A node received a statement (the workload's carry a routing tag: sim/workload.h).
+  virtual void OnNodeQuery(const NodeQuery&) {}
   // Every client has left and faults are healed; the proxy should hold nothing but idle pooled
   // connections.
   virtual void OnQuiescent(const Quiescence&) {}
@@ -105,6 +143,8 @@ class OracleSet final : public ClientObserver {
   void OnReadingResumed(const ClientInfo& c, int32_t pid) override;
   void OnStray(const ClientInfo& c, std::string_view what) override;
   void OnEnded(const ClientInfo& c, const SessionModel& s, const Ending& e) override;
+  void OnConnect(const ClientInfo& c) override;
+  void OnNodeQuery(const NodeQuery& q);
   void OnQuiescent(const Quiescence& q);
   void Finish();
 
@@ -112,16 +152,26 @@ class OracleSet final : public ClientObserver {
   std::vector<std::unique_ptr<Oracle>> oracles_;
 };
 
-// The oracles of issue 3, by name:
+// The oracles, by name:
 //   answers_in_order  exactly one complete, well-formed answer per request, in order
 //   model             answers equal the reference model's (kv history + session state)
 //   no_double_write   every committed write is explained by exactly one request
-//   connection_loss   08006 (08007 for COMMIT), then the proxy's own FATAL, then a clean close;
-//                     a server's FATAL never reaches a client as its own
-//   session_state     no SET leaks between clients sharing a pooled connection
+//   connection_loss   a lost server connection fails the statement in flight (08006, 08007 for
+//                     COMMIT) and never ends the session; a server's FATAL never reaches a
+//                     client as its own
+//   session_state     no SET leaks between clients sharing a pooled connection, and every SET
+//                     holds on whatever server connection (new, replica) serves the client
 //   cancel            a query is cancelled only by its own client's cancel request
 //   memory            a client that stops reading makes the proxy stop reading its server
 //   liveness          after healing, every request completes and every connection is accounted
+// and those of routing and failover (sim/oracles_cluster.h):
+//   no_write_on_replica  writes, locking reads, read-write transactions and writing batches
+//                        reach the primary only
+//   batch_one_node       a Sync batch runs on one node
+//   read_your_writes     reads see the client's own committed writes and nothing older than
+//                        the primary's state when the session connected
+//   fencing              an old primary brought back after a promotion gets no traffic, no write
+//   failover             after healing the proxy finds the primary, and a write through it works
 void AddStandardOracles(OracleSet& set, World& world, Violations& violations);
 
 }  // namespace switchyard::sim

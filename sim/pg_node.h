@@ -63,6 +63,9 @@ struct NodeOptions {
   std::string server_version = "15.0 (switchyard-sim)";
   int32_t first_pid = 10000;
   NodeLimits limits;
+  // Called with the text of every Query and Parse message a logged-in session receives, before
+  // it is processed (skipped or not): oracles that check where statements were sent watch it.
+  std::function<void(uint64_t session_id, std::string_view sql)> on_query;
 };
 
 // One session, as oracles and tests see it.

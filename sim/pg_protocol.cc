@@ -636,7 +636,19 @@ std::optional<T> DecodeOrFail(NodeState& node, Session& session, const pg::Frame
   return std::move(*message);
 }
 
+void NoteQuery(NodeState& node, const Session& session, const pg::Frame& frame) {
+  if (frame.type == 'Q') {
+    if (auto m = pg::Query::Decode(frame.payload); m.ok())
+      node.options.on_query(session.id, m->sql);
+  } else if (frame.type == 'P') {
+    if (auto m = pg::Parse::Decode(frame.payload); m.ok()) {
+      node.options.on_query(session.id, m->query);
+    }
+  }
+}
+
 void HandleReadyMessage(NodeState& node, Session& session, const pg::Frame& frame, Instant now) {
+  if (node.options.on_query) NoteQuery(node, session, frame);
   // After an extended-protocol error PostgreSQL drops every message until Sync, a simple Query
   // included; Terminate still ends the session.
   if (session.skip_until_sync && frame.type != 'S' && frame.type != 'X') return;

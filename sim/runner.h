@@ -1,7 +1,9 @@
 // One simulation run (DESIGN.md section 7): builds the world for one seed (simulated network,
-// one simulated PostgreSQL primary, the real core behind the simulated driver, the workload and
-// the oracles), runs the workload with faults, heals them, runs the liveness phase, checks the
-// pool with probes, and returns the run hash, the violations and the run's size.
+// a simulated PostgreSQL primary and its streaming replicas, the real core and its health
+// checker behind the simulated driver, the workload and the oracles), runs the workload with
+// faults (failovers included), heals them, runs the liveness phase, waits for the proxy to find
+// the primary, checks the pool with probes, and returns the run hash, the violations and the
+// run's size.
 #pragma once
 
 #include <cstdint>
@@ -26,7 +28,8 @@ struct RunResult {
   uint64_t violation_count = 0;
   uint64_t sim_queries = 0;  // client requests answered
   int64_t sim_time_us = 0;
-  std::string phases;  // how each phase ended: "faults=done liveness=done probes=done"
+  std::string phases;  // how each phase ended: "faults=done liveness=done roles=done probes=done"
+  uint64_t promotions = 0;  // replicas the nemesis promoted
   io_sim::SimDriverStats driver;
 
   bool ok() const { return violation_count == 0; }
@@ -42,6 +45,10 @@ struct RunHooks {
   // Replaces what the memory oracle lets the proxy hold for a slow client (0: keep the bound
   // derived from the options); a test shrinks it to prove the oracle measures.
   uint64_t proxy_buffer_bytes_max_for_test = 0;
+  // Failovers promote a replica without stopping the primary (split brain, as a partitioned
+  // failover manager would cause): until the proxy has polled the new timeline the old primary
+  // still takes writes, which a test uses to prove that the fencing oracle sees them.
+  bool split_brain_for_test = false;
   // Records the run for `switchyard sim --timeline` (sessions, faults, node events, server
   // connections, violations); only watches, so the run and its hash stay the same.
   TimelineRecorder* timeline = nullptr;

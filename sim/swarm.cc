@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_format.h"
+#include "core/auth/users.h"
 #include "core/base/strings.h"
 #include "core/mutants.h"
 #include "io_sim/decision.h"
@@ -122,7 +123,46 @@ void SwarmProxy(io_sim::DecisionSource& d, ProxyConfig& p, io_sim::SimDriverConf
   driver.read_chunk_bytes = static_cast<size_t>(d.Between(512, 64 << 10, "swarm.read_chunk"));
 }
 
+void SwarmCluster(io_sim::DecisionSource& d, ClusterOptions& c) {
+  c.replicas = static_cast<int>(d.Between(0, 2, "swarm.replicas"));
+  c.health_checker = c.replicas > 0 || d.Chance(1, 2, "swarm.health_checker");
+  c.health_check_interval_ms = d.Between(10, 200, "swarm.health_interval");
+  c.health_check_timeout_ms =
+      d.Between(c.health_check_interval_ms, 4 * c.health_check_interval_ms, "swarm.health_timeout");
+  c.lag_us_max = Maybe<int64_t>(d, 1, 500'000, "swarm.lag");
+  c.lag_spike_interval_us = Maybe<int64_t>(d, 100'000, 3'000'000, "swarm.lag_spike");
+  c.lag_spike_us_max = d.Between(10'000, 2'000'000, "swarm.lag_spike_us");
+  c.failover_interval_us =
+      c.replicas > 0 ? Maybe<int64_t>(d, 300'000, 10'000'000, "swarm.failover") : 0;
+  c.promote_delay_us_max = d.Between(1'000, 1'000'000, "swarm.promote_delay");
+  c.old_primary_back_us_max = d.Between(1'000, 1'000'000, "swarm.old_primary_back");
+  c.rebuild_us_max = d.Between(1'000, 3'000'000, "swarm.rebuild");
+}
+
+// The proxy's side of the cluster: where the nodes are and how the health checker logs in.
+void WireCluster(const ClusterOptions& c, ProxyConfig& p) {
+  p.node_count = static_cast<size_t>(1 + c.replicas);
+  if (!c.health_checker) return;
+  p.health_user = std::string(kHealthUser);
+  p.health_database = "postgres";
+  p.health_check_interval_ms = c.health_check_interval_ms;
+  p.health_check_timeout_ms = c.health_check_timeout_ms;
+  if (absl::StatusOr<auth::UserSecret> secret = auth::ParseSecret(kHealthUser); secret.ok()) {
+    p.users.emplace(std::string(kHealthUser), *secret);
+  }
+}
+
 }  // namespace
+
+std::string ClusterOptions::Describe() const {
+  return absl::StrFormat(
+      "replicas=%d health_checker=%s health_check_interval_ms=%d health_check_timeout_ms=%d "
+      "lag_us_max=%d lag_spike_interval_us=%d lag_spike_us_max=%d failover_interval_us=%d "
+      "promote_delay_us_max=%d old_primary_back_us_max=%d rebuild_us_max=%d",
+      replicas, health_checker ? "on" : "off", health_check_interval_ms, health_check_timeout_ms,
+      lag_us_max, lag_spike_interval_us, lag_spike_us_max, failover_interval_us,
+      promote_delay_us_max, old_primary_back_us_max, rebuild_us_max);
+}
 
 std::string NodeFaultOptions::Describe() const {
   return absl::StrFormat(
@@ -135,8 +175,9 @@ std::string NodeFaultOptions::Describe() const {
 
 std::string RunOptions::Describe() const {
   return Cat("  network: ", network.Describe(), "\n  driver: ", driver.Describe(),
-             "\n  proxy: ", DescribeProxy(proxy), "\n  node_faults: ", node_faults.Describe(),
-             "\n  workload: ", workload.Describe(), "\n  phases: fault_phase_us=", fault_phase_us,
+             "\n  proxy: ", DescribeProxy(proxy), "\n  cluster: ", cluster.Describe(),
+             "\n  node_faults: ", node_faults.Describe(), "\n  workload: ", workload.Describe(),
+             "\n  phases: fault_phase_us=", fault_phase_us,
              " liveness_bound_us=", liveness_bound_us,
              proxy.mutants == 0 ? "" : Cat("\n  mutant: ", MutantNames(proxy.mutants)));
 }
@@ -177,6 +218,12 @@ RunOptions DeriveRunOptions(uint64_t seed, bool swarm) {
     o.workload.cancel_ppm = 300'000;
     o.workload.disconnect_ppm = 2'000;
     o.workload.slow_reader_ppm = 10'000;
+    o.cluster = ClusterOptions{.replicas = 1,
+                               .health_checker = true,
+                               .lag_us_max = 100'000,
+                               .lag_spike_interval_us = 2'000'000,
+                               .failover_interval_us = 3'000'000};
+    WireCluster(o.cluster, o.proxy);
     return o;
   }
   io_sim::PrngDecisions d(io_sim::DeriveSeed(seed, "swarm"));
@@ -184,6 +231,9 @@ RunOptions DeriveRunOptions(uint64_t seed, bool swarm) {
   SwarmNode(d, o.node_faults);
   SwarmWorkload(d, o.workload);
   SwarmProxy(d, o.proxy, o.driver);
+  // Drawn last, so the draws above give what they gave before there were replicas.
+  SwarmCluster(d, o.cluster);
+  WireCluster(o.cluster, o.proxy);
   return o;
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_format.h"
@@ -114,6 +115,28 @@ void Marker(std::string& out, int64_t span_us, std::string_view css, int64_t at_
              HtmlEscape(tip), "\"></i>");
 }
 
+// "crash" of "crash n1", "failover" of "failover: crash n0".
+std::string_view KindOf(std::string_view what) {
+  std::string_view kind = what.substr(0, what.find(' '));
+  if (!kind.empty() && kind.back() == ':') kind.remove_suffix(1);
+  return kind;
+}
+
+// The first node a node event names ("n1" of "rebuild n1 as a replica of n0"), or "".
+std::string NodeOf(std::string_view what) {
+  size_t at = 0;
+  while (at < what.size()) {
+    const size_t end = std::min(what.find(' ', at), what.size());
+    const std::string_view word = what.substr(at, end - at);
+    if (word.size() >= 2 && word[0] == 'n' &&
+        std::all_of(word.begin() + 1, word.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return std::string(word);
+    }
+    at = end + 1;
+  }
+  return "";
+}
+
 std::string_view NodeClass(std::string_view what) {
   if (what == "crash") return "n-crash";
   if (what == "shutdown") return "n-shutdown";
@@ -122,6 +145,8 @@ std::string_view NodeClass(std::string_view what) {
   if (what == "terminate") return "n-terminate";
   if (what == "slow") return "n-slow";
   if (what == "heal") return "n-heal";
+  if (what == "promote" || what == "failover") return "n-failover";
+  if (what == "rebuild") return "n-restart";
   return "n-other";
 }
 
@@ -172,7 +197,7 @@ padding-left:2px;font-size:10px;color:#555;white-space:nowrap}
 .slow{background:#fdd835;top:8px!important;height:5px!important}
 .n-crash{background:#d50000}.n-shutdown{background:#6a1b9a}.n-restart{background:#00c853}
 .n-pause{background:#e65100}.n-terminate{background:#795548}.n-slow{background:#c6a700}
-.n-heal{background:#1565c0}.n-other{background:#616161}
+.n-heal{background:#1565c0}.n-other{background:#616161}.n-failover{background:#ff1744}
 .f-reset{background:#d50000}.f-black-hole{background:#000}.f-timeout{background:#8e24aa}
 .f-other{background:#ff6f00}
 .s-connecting{background:#90caf9}.s-open{background:#1e88e5}.s-broken{background:#d50000}
@@ -533,9 +558,19 @@ void TimelineRecorder::RenderRunLanes(std::string& out, int64_t span_us) const {
 }
 
 void TimelineRecorder::RenderNodeLane(std::string& out, int64_t span_us) const {
-  LaneOpen(out, "node",
-           "the simulated PostgreSQL primary: down, paused and slow, and what the "
-           "nemesis did to it");
+  // One lane per node the events name ("crash n1"); "heal" speaks for all of them.
+  std::set<std::string> names;
+  for (const Mark& m : node_) {
+    if (std::string name = NodeOf(m.what); !name.empty()) names.insert(name);
+  }
+  if (names.empty()) names.insert("");
+  for (const std::string& name : names) RenderOneNode(out, span_us, name);
+}
+
+void TimelineRecorder::RenderOneNode(std::string& out, int64_t span_us,
+                                     const std::string& name) const {
+  LaneOpen(out, name.empty() ? std::string("node") : Cat("node ", name),
+           "a simulated PostgreSQL node: down, paused and slow, and what the nemesis did to it");
   int64_t down_from = -1;
   int64_t paused_from = -1;
   int64_t slow_from = -1;
@@ -548,26 +583,33 @@ void TimelineRecorder::RenderNodeLane(std::string& out, int64_t span_us) const {
   const auto open = [](int64_t& from, int64_t at) {
     if (from < 0) from = at;
   };
+  std::vector<const Mark*> marks;
   for (const Mark& m : node_) {
-    if (m.what == "crash" || m.what == "shutdown") open(down_from, m.at_us);
-    if (m.what == "restart") close(down_from, "down", m.at_us);
-    if (m.what == "pause") open(paused_from, m.at_us);
-    if (m.what == "unpause") close(paused_from, "paused", m.at_us);
-    if (m.what == "slow") open(slow_from, m.at_us);
-    if (m.what == "slow_end") close(slow_from, "slow", m.at_us);
-    if (m.what == "heal") {
-      close(down_from, "down", m.at_us);
-      close(paused_from, "paused", m.at_us);
-      close(slow_from, "slow", m.at_us);
+    const std::string node = NodeOf(m.what);
+    if (node == name || (node.empty() && KindOf(m.what) == "heal")) marks.push_back(&m);
+  }
+  for (const Mark* m : marks) {
+    const std::string_view kind = KindOf(m->what);
+    if (kind == "crash" || kind == "shutdown") open(down_from, m->at_us);
+    if (kind == "restart" || kind == "rebuild") close(down_from, "down", m->at_us);
+    if (kind == "pause") open(paused_from, m->at_us);
+    if (kind == "unpause") close(paused_from, "paused", m->at_us);
+    if (kind == "slow") open(slow_from, m->at_us);
+    if (kind == "slow_end") close(slow_from, "slow", m->at_us);
+    if (kind == "heal") {
+      close(down_from, "down", m->at_us);
+      close(paused_from, "paused", m->at_us);
+      close(slow_from, "slow", m->at_us);
     }
   }
   close(down_from, "down", span_us);
   close(paused_from, "paused", span_us);
   close(slow_from, "slow", span_us);
   // The markers go last so that they draw over the intervals.
-  for (const Mark& m : node_) {
-    if (m.what == "unpause" || m.what == "slow_end") continue;
-    Marker(out, span_us, NodeClass(m.what), m.at_us, Cat("node: ", m.what, " at ", Ms(m.at_us)));
+  for (const Mark* m : marks) {
+    const std::string_view kind = KindOf(m->what);
+    if (kind == "unpause" || kind == "slow_end") continue;
+    Marker(out, span_us, NodeClass(kind), m->at_us, Cat("node: ", m->what, " at ", Ms(m->at_us)));
   }
   LaneClose(out);
 }

@@ -73,8 +73,9 @@ class TimelineRecorder {
   void ClientEvent(uint32_t client, uint32_t session, Instant at, std::string_view what);
 
   // --- The node ---
-  // What the nemesis did. crash, shutdown, restart, pause, unpause, slow, slow_end and heal
-  // draw the node's down, paused and slow intervals; anything else is a plain marker.
+  // What the nemesis did, as "<kind> n<index> ...". crash, shutdown, restart, rebuild, pause,
+  // unpause, slow, slow_end and heal draw each node's down, paused and slow intervals on its own
+  // lane; anything else (promote, failover, lag_spike, terminate) is a plain marker.
   void NodeEvent(Instant at, std::string_view what);
 
   // --- The network and the proxy's server connections (named by network link) ---
@@ -170,6 +171,7 @@ class TimelineRecorder {
   // Each lane draws on a track that spans `span_us` of simulated time.
   void RenderRunLanes(std::string& out, int64_t span_us) const;
   void RenderNodeLane(std::string& out, int64_t span_us) const;
+  void RenderOneNode(std::string& out, int64_t span_us, const std::string& name) const;
   void RenderFaultLane(std::string& out, int64_t span_us) const;
   void RenderServerLanes(std::string& out, int64_t span_us) const;
   void RenderFailedLogins(std::string& out, int64_t span_us) const;
@@ -210,6 +212,7 @@ class TimelineObserver final : public ClientObserver {
   void OnReadingResumed(const ClientInfo& c, int32_t pid) override;
   void OnStray(const ClientInfo& c, std::string_view what) override;
   void OnEnded(const ClientInfo& c, const SessionModel& s, const Ending& e) override;
+  void OnConnect(const ClientInfo& c) override { next_.OnConnect(c); }
 
  private:
   ClientObserver& next_;

@@ -4,6 +4,7 @@
 #include "sim/workload.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <set>
 #include <utility>
@@ -14,6 +15,7 @@
 #include "core/protocol/framing.h"
 #include "io_sim/decision.h"
 #include "io_sim/prng.h"
+#include "sim/workload_script.h"
 
 namespace switchyard::sim {
 namespace {
@@ -23,27 +25,26 @@ constexpr uint32_t kProbePeerBase = 100'000;
 constexpr size_t kReadChunkBytes = size_t{64} << 10;
 // More rows than the workload's table can hold means the proxy mixed answers up.
 constexpr size_t kAnswerRowsMax = 100'000;
-constexpr std::string_view kUser = "app";
 constexpr std::string_view kDatabase = "app";
 constexpr std::string_view kSearchPathDefault = "\"$user\", public";
 // Sessions that never got in are retried, up to this many per client slot, this far apart.
 constexpr int kFailedLoginsMax = 50;
 constexpr int64_t kLoginRetryUsMax = 50'000;
 
-std::string KeyName(int index) { return absl::StrFormat("k%02d", index); }
-
 }  // namespace
 
 std::string WorkloadOptions::Describe() const {
   return absl::StrFormat(
       "clients=%d sessions_per_client=%d requests_per_session=%d..%d keys=%d "
-      "weights=read:%d,write:%d,transaction:%d,set:%d,show:%d,sleep:%d,scan:%d "
+      "weights=read:%d,write:%d,transaction:%d,set:%d,show:%d,sleep:%d,scan:%d,"
+      "locking_read:%d,batch:%d,read_only_transaction:%d follow_up_percent=%d "
       "rollback_percent=%d transaction_statements_max=%d think_us_max=%d sleep_us_max=%d "
       "cancel_ppm=%d disconnect_ppm=%d slow_reader_ppm=%d slow_pause_us_max=%d "
       "application_names=%d value_bytes_max=%d",
       clients, sessions_per_client, requests_per_session_min, requests_per_session_max, keys,
       weight_read, weight_write, weight_transaction, weight_set, weight_show, weight_sleep,
-      weight_scan, rollback_percent, transaction_statements_max, think_us_max, sleep_us_max,
+      weight_scan, weight_locking_read, weight_batch, weight_read_only_transaction,
+      follow_up_percent, rollback_percent, transaction_statements_max, think_us_max, sleep_us_max,
       cancel_ppm, disconnect_ppm, slow_reader_ppm, slow_pause_us_max, application_names,
       value_bytes_max);
 }
@@ -60,10 +61,35 @@ std::string_view HowName(Ending::How how) {
       return "client_left";
     case Ending::How::kClientAborted:
       return "client_aborted";
+    case Ending::How::kFatalNotClosed:
+      return "fatal_not_closed";
     case Ending::How::kStillOpen:
       return "still_open";
   }
   return "?";
+}
+
+std::string RouteTag::Request() const { return Cat("c", client, ".s", session, "#", seq); }
+
+std::string FormatRouteTag(const RouteTag& tag) {
+  return Cat(" /* sim ", tag.Request(), ".", tag.index, tag.primary_only ? " P" : " A", " */");
+}
+
+std::optional<RouteTag> ParseRouteTag(std::string_view sql) {
+  const size_t at = sql.rfind(" /* sim c");
+  if (at == std::string_view::npos) return std::nullopt;
+  RouteTag tag;
+  unsigned long long seq = 0;
+  char where = 0;
+  const std::string text(sql.substr(at));
+  if (std::sscanf(text.c_str(), " /* sim c%u.s%u#%llu.%u %c */", &tag.client, &tag.session, &seq,
+                  &tag.index, &where) != 5 ||
+      (where != 'P' && where != 'A')) {
+    return std::nullopt;
+  }
+  tag.seq = seq;
+  tag.primary_only = where == 'P';
+  return tag;
 }
 
 // ---------------------------------------------------------------- SimClient
@@ -76,7 +102,8 @@ class SimClient final : public io_sim::Peer {
         probe_(probe),
         peer_{probe ? kProbePeerBase + index : kClientPeerBase + index},
         decisions_(io_sim::DeriveSeed(workload.seed_, Cat("client/", index))),
-        sessions_left_(probe ? 1 : workload.options_.sessions_per_client) {
+        sessions_left_(probe ? 1 : workload.options_.sessions_per_client),
+        script_(workload.options_, index, decisions_) {
     const int names = w_.options_.application_names;
     if (names > 0) {
       application_name_ = Cat("app", probe ? 0 : static_cast<int>(index) % names);
@@ -124,11 +151,11 @@ class SimClient final : public io_sim::Peer {
   void ScheduleAfter(const Ending& ending);
   // Counts the client as done once, for Workload::Done().
   void NoteIfFinished();
-  std::optional<Request> Plan();
-  Request TransactionStatement();
-  Request Write(int key_index);
-  Request Exit(bool commit);
-  Request SetRequest(bool local);
+  void NoteBatchMessage(const pg::Frame& frame);
+  // The bytes of a request: a Query, or a Sync batch; every statement carries its route tag.
+  std::string Encode(const Request& request) const;
+  // A FATAL came: the proxy must close the connection; if it does not, the client leaves.
+  void AwaitCloseAfterFatal();
 
   Workload& w_;
   uint32_t index_;
@@ -152,10 +179,7 @@ class SimClient final : public io_sim::Peer {
   std::optional<Request> outstanding_;
   Answer answer_;
   std::string after_fatal_;
-  int requests_left_ = 0;
-  int transaction_left_ = 0;
-  int transaction_key_min_ = 0;
-  uint64_t tokens_ = 0;
+  Script script_;
   // Cancel connections and the key each carries: the key of the session that sent the cancel,
   // even if a new session has logged in by the time the connection is up.
   std::map<io_sim::LinkId, pg::CancelRequest> cancel_links_;
@@ -186,10 +210,8 @@ void SimClient::BeginSession() {
   outstanding_.reset();
   answer_ = Answer{};
   after_fatal_.clear();
-  const auto& o = w_.options_;
-  requests_left_ = static_cast<int>(
-      decisions_.Between(o.requests_per_session_min, o.requests_per_session_max, "wl.requests"));
-  transaction_left_ = 0;
+  script_.BeginSession();
+  w_.observer_.OnConnect(Info());
   link_ = w_.network_.ConnectToProxy(peer_, this);
 }
 
@@ -202,7 +224,7 @@ void SimClient::OnConnected(io_sim::LinkId link) {
   }
   if (link != link_ || state_ != State::kConnecting) return;
   pg::StartupMessage startup;
-  startup.parameters = {{"user", std::string(kUser)}, {"database", std::string(kDatabase)}};
+  startup.parameters = {{"user", std::string(kClientUser)}, {"database", std::string(kDatabase)}};
   if (!application_name_.empty()) {
     startup.parameters.emplace_back("application_name", application_name_);
   }
@@ -324,7 +346,8 @@ void SimClient::HandleSession(const pg::Frame& frame) {
   if (frame.type == 'S' || frame.type == 'N' || frame.type == 'A') return;
   if (frame.type == 'E') {
     NoteError(frame);
-    if (state_ != State::kBusy && !FatalSeen()) {
+    if (FatalSeen()) return AwaitCloseAfterFatal();
+    if (state_ != State::kBusy) {
       w_.observer_.OnStray(Info(), "an ErrorResponse with no request outstanding");
     }
     return;
@@ -334,7 +357,70 @@ void SimClient::HandleSession(const pg::Frame& frame) {
       Info(), Cat("message '", std::string(1, frame.type), "' with no request outstanding"));
 }
 
+void SimClient::AwaitCloseAfterFatal() {
+  constexpr int64_t kCloseAfterFatalUsMax = 1'000'000;
+  const uint64_t generation = generation_;
+  w_.timeline_.ScheduleAfter(kCloseAfterFatalUsMax, [this, generation] {
+    if (generation != generation_ || state_ == State::kIdle) return;
+    const io_sim::LinkId link = link_;
+    link_ = io_sim::LinkId{};
+    w_.network_.PeerClose(link);
+    EndSession(Ending::How::kFatalNotClosed, "the proxy kept the connection open after a FATAL");
+  });
+}
+
+void SimClient::NoteBatchMessage(const pg::Frame& frame) {
+  Answer& a = answer_;
+  auto malformed = [&](std::string_view why) {
+    if (a.malformed.empty()) a.malformed = std::string(why);
+  };
+  // Messages after an error, or for more statements than were sent, are out of place.
+  const bool open = a.errors.empty() && a.parts.size() < outstanding_->statements.size();
+  switch (frame.type) {
+    case '1':
+      if (!open) malformed("a ParseComplete out of place");
+      return;
+    case '2':
+      if (!open) malformed("a BindComplete out of place");
+      a.parts.emplace_back();
+      return;
+    case 'T':
+    case 'n':
+      if (!a.errors.empty() || a.parts.empty() || a.parts.back().described ||
+          !a.parts.back().tag.empty()) {
+        return malformed("a RowDescription out of place");
+      }
+      a.parts.back().described = true;
+      return;
+    case 'D': {
+      if (a.parts.empty() || !a.parts.back().described || !a.parts.back().tag.empty()) {
+        return malformed("a DataRow out of place");
+      }
+      if (a.parts.back().rows.size() >= kAnswerRowsMax) return malformed("too many rows");
+      auto row = pg::DataRow::Decode(frame.payload);
+      if (!row.ok()) return malformed("an undecodable DataRow");
+      a.parts.back().rows.push_back(std::move(row->values));
+      return;
+    }
+    case 'C': {
+      if (a.parts.empty() || !a.parts.back().tag.empty()) return malformed("a stray completion");
+      auto complete = pg::CommandComplete::Decode(frame.payload);
+      a.parts.back().tag = complete.ok() ? complete->tag : "?";
+      return;
+    }
+    case 'Z': {
+      // A statement bound but not completed was the one that failed.
+      if (!a.parts.empty() && a.parts.back().tag.empty()) a.parts.pop_back();
+      auto ready = pg::ReadyForQuery::Decode(frame.payload);
+      return Complete(ready.ok() ? ready->status : '?');
+    }
+    default:
+      malformed(Cat("message '", std::string(1, frame.type), "' in a batch's answer"));
+  }
+}
+
 void SimClient::NoteAnswerMessage(const pg::Frame& frame) {
+  if (outstanding_->op == Op::kBatch) return NoteBatchMessage(frame);
   Answer& a = answer_;
   auto malformed = [&](std::string_view why) {
     if (a.malformed.empty()) a.malformed = std::string(why);
@@ -386,6 +472,7 @@ void SimClient::Complete(char status) {
                      error ? error->sqlstate : (answer_.tags.empty() ? "" : answer_.tags.back()));
   }
   w_.observer_.OnAnswer(Info(), *model_, *outstanding_, answer_);
+  if (!probe_) script_.NoteAnswer(model_->status(), *outstanding_, answer_);
   model_->Apply(*outstanding_, answer_);
   outstanding_.reset();
   answer_ = Answer{};
@@ -413,7 +500,8 @@ void SimClient::ScheduleNext() {
 void SimClient::Act() {
   // The session is over once a FATAL came, even if the close has not arrived yet.
   if (FatalSeen()) return;
-  std::optional<Request> next = Plan();
+  std::optional<Request> next = probe_ ? (seq_ > 0 ? std::nullopt : std::optional(script_.Probe()))
+                                       : script_.Next(model_->status(), w_.winding_down_);
   if (!next) return Leave();
   Send(std::move(*next));
 }
@@ -429,7 +517,7 @@ void SimClient::Send(Request request) {
   request.seq = ++seq_;
   request.sent_at = Now();
   request.sent_pos = w_.wal_position_();
-  w_.network_.PeerSend(link_, pg::Query{request.sql}.Encode());
+  w_.network_.PeerSend(link_, Encode(request));
   ++w_.requests_;
   state_ = State::kBusy;
   answer_ = Answer{};
@@ -555,123 +643,24 @@ std::string SimClient::Describe() const {
   return text;
 }
 
-// ---------------------------------------------------------------- the script
+// ---------------------------------------------------------------- the wire
 
-std::optional<Request> SimClient::Plan() {
-  const auto& o = w_.options_;
-  if (probe_) {
-    if (seq_ > 0) return std::nullopt;
-    return Request{.op = Op::kRead, .key = KeyName(0), .sql = "SELECT v FROM kv WHERE k = 'k00'"};
+std::string SimClient::Encode(const Request& request) const {
+  RouteTag tag{.client = Info().client, .session = session_, .seq = request.seq};
+  if (request.op != Op::kBatch) {
+    tag.primary_only = !request.replica_ok;
+    return pg::Query{request.sql + FormatRouteTag(tag)}.Encode();
   }
-  const char status = model_->status();
-  if (w_.winding_down_) {
-    // Finish the transaction, then leave.
-    if (status == 'I') return std::nullopt;
-    return Exit(status == 'T' && decisions_.Below(100, "wl.rollback") >= o.rollback_percent);
+  std::string bytes;
+  for (const Request& statement : request.statements) {
+    tag.primary_only = !statement.replica_ok;
+    bytes += pg::Parse{"", statement.sql + FormatRouteTag(tag), {}}.Encode();
+    bytes += pg::Bind{"", "", {}, {}, {}}.Encode();
+    bytes += pg::Describe{'P', ""}.Encode();
+    bytes += pg::Execute{"", 0}.Encode();
+    ++tag.index;
   }
-  if (status == 'E') {
-    // Sometimes one more statement first: it must be refused with 25P02.
-    if (decisions_.Chance(1, 4, "wl.after_error")) return TransactionStatement();
-    return Exit(decisions_.Chance(1, 2, "wl.exit_kind"));
-  }
-  if (status == 'T') {
-    if (transaction_left_ > 0) {
-      --transaction_left_;
-      return TransactionStatement();
-    }
-    return Exit(decisions_.Below(100, "wl.rollback") >= o.rollback_percent);
-  }
-  if (requests_left_ <= 0) return std::nullopt;
-  --requests_left_;
-  const uint32_t weights[] = {o.weight_read, o.weight_write, o.weight_transaction, o.weight_set,
-                              o.weight_show, o.weight_sleep, o.weight_scan};
-  uint64_t total = 0;
-  for (uint32_t weight : weights) total += weight;
-  uint64_t pick = decisions_.Below(std::max<uint64_t>(total, 1), "wl.kind");
-  size_t kind = 0;
-  while (kind + 1 < std::size(weights) && pick >= weights[kind]) pick -= weights[kind++];
-  const int key = static_cast<int>(decisions_.Below(o.keys, "wl.key"));
-  switch (kind) {
-    case 0:
-      return Request{.op = Op::kRead,
-                     .key = KeyName(key),
-                     .sql = Cat("SELECT v FROM kv WHERE k = '", KeyName(key), "'")};
-    case 1:
-      return Write(key);
-    case 2:
-      transaction_left_ = static_cast<int>(
-          decisions_.Between(1, std::max(1, o.transaction_statements_max), "wl.tx_length"));
-      transaction_key_min_ = 0;
-      return Request{.op = Op::kBegin, .sql = "BEGIN"};
-    case 3:
-      return SetRequest(/*local=*/false);
-    case 4: {
-      const char* guc = decisions_.Chance(1, 2, "wl.guc") ? "search_path" : "application_name";
-      return Request{.op = Op::kShow, .guc = guc, .sql = Cat("SHOW ", guc)};
-    }
-    case 5: {
-      const int64_t us = decisions_.Between(1, std::max<int64_t>(1, o.sleep_us_max), "wl.sleep");
-      return Request{
-          .op = Op::kSleep,
-          .sql = absl::StrFormat("SELECT pg_sleep(%d.%06d)", us / 1'000'000, us % 1'000'000)};
-    }
-    default:
-      return Request{.op = Op::kScan, .sql = "SELECT k, v FROM kv"};
-  }
-}
-
-Request SimClient::TransactionStatement() {
-  const auto& o = w_.options_;
-  const uint64_t pick = decisions_.Below(100, "wl.tx_kind");
-  if (pick < 50) {
-    // Writes take keys in ascending order, so two transactions never wait for each other in a
-    // cycle (the workload checks answers, not deadlock detection).
-    const int key =
-        static_cast<int>(decisions_.Between(transaction_key_min_, o.keys - 1, "wl.tx_key"));
-    transaction_key_min_ = key;
-    return Write(key);
-  }
-  if (pick < 80) {
-    const int key = static_cast<int>(decisions_.Below(o.keys, "wl.key"));
-    return Request{.op = Op::kRead,
-                   .key = KeyName(key),
-                   .sql = Cat("SELECT v FROM kv WHERE k = '", KeyName(key), "'")};
-  }
-  if (pick < 90) return SetRequest(/*local=*/decisions_.Chance(1, 2, "wl.local"));
-  const char* guc = decisions_.Chance(1, 2, "wl.guc") ? "search_path" : "application_name";
-  return Request{.op = Op::kShow, .guc = guc, .sql = Cat("SHOW ", guc)};
-}
-
-Request SimClient::Write(int key_index) {
-  const std::string key = KeyName(key_index);
-  std::string token = Cat("t", index_, "_", ++tokens_);
-  if (w_.options_.value_bytes_max > 0) {
-    // Padding after the unique part makes answers big enough for the output watermarks.
-    const int64_t pad = decisions_.Between(0, w_.options_.value_bytes_max, "wl.value_bytes");
-    token += '-';
-    token.append(static_cast<size_t>(pad), 'x');
-  }
-  const uint64_t pick = decisions_.Below(100, "wl.write_kind");
-  if (pick < 35)
-    return Request{.op = Op::kInsert, .key = key, .value = token, .sql = InsertSql(key, token)};
-  if (pick < 85)
-    return Request{.op = Op::kUpdate, .key = key, .value = token, .sql = UpdateSql(key, token)};
-  return Request{.op = Op::kDelete, .key = key, .sql = DeleteSql(key)};
-}
-
-Request SimClient::Exit(bool commit) {
-  if (commit) return Request{.op = Op::kCommit, .sql = "COMMIT"};
-  return Request{.op = Op::kRollback, .sql = "ROLLBACK"};
-}
-
-Request SimClient::SetRequest(bool local) {
-  const bool path = decisions_.Chance(1, 2, "wl.guc");
-  const std::string guc = path ? "search_path" : "application_name";
-  const std::string value = Cat(path ? "s" : "a", index_, "_", ++tokens_);
-  return Request{.op = local ? Op::kSetLocal : Op::kSet,
-                 .value = value,
-                 .guc = guc,
-                 .sql = Cat(local ? "SET LOCAL " : "SET ", guc, " = '", value, "'")};
+  return bytes + pg::Sync{}.Encode();
 }
 
 // ---------------------------------------------------------------- Workload

@@ -38,6 +38,12 @@ struct WorkloadOptions {
   uint32_t weight_show = 5;
   uint32_t weight_sleep = 3;
   uint32_t weight_scan = 3;
+  uint32_t weight_locking_read = 4;           // SELECT ... FOR UPDATE, autocommit
+  uint32_t weight_batch = 8;                  // an extended-protocol Sync batch
+  uint32_t weight_read_only_transaction = 6;  // BEGIN READ ONLY
+  // After a SET, how often the next request SHOWs it; after a write, how often the next one
+  // reads the key back (read-your-writes).
+  uint32_t follow_up_percent = 40;
   uint32_t rollback_percent = 30;
   int transaction_statements_max = 4;
   int64_t think_us_max = 2'000;
@@ -56,8 +62,30 @@ struct WorkloadOptions {
   std::string Describe() const;
 };
 
+// The clients' login on the simulated nodes, and the proxy's health checker's (trust: no
+// password is asked).
+inline constexpr std::string_view kClientUser = "app";
+inline constexpr std::string_view kHealthUser = "health";
+
 // Probe clients (Workload::StartProbes) are numbered from here.
 inline constexpr uint32_t kProbeClientBase = 1000;
+
+// Every statement a client sends carries a routing tag, an SQL comment after its text:
+// " /* sim c3.s2#17.0 P */" is statement 0 of request #17 of client 3's session 2, which must
+// run on the primary (A: it may run anywhere). The node's parser leaves comments out of the
+// statement text (and so out of the WAL); an oracle watching what each node received reads it.
+struct RouteTag {
+  uint32_t client = 0;
+  uint32_t session = 0;
+  uint64_t seq = 0;
+  uint32_t index = 0;  // the statement within a batch
+  bool primary_only = false;
+  // "c3.s2#17": the request, without the statement index.
+  std::string Request() const;
+};
+std::string FormatRouteTag(const RouteTag& tag);
+// The tag at the end of `sql`, if it carries one.
+std::optional<RouteTag> ParseRouteTag(std::string_view sql);
 
 // Which simulated client session an observation comes from.
 struct ClientInfo {
@@ -81,11 +109,12 @@ struct Welcome {
 // How a client session ended, and what it had not been answered.
 struct Ending {
   enum class How {
-    kServerClosed,   // end of stream from the proxy
-    kReset,          // the connection broke or was refused (a fault on the client's own link)
-    kClientLeft,     // the client sent Terminate and closed
-    kClientAborted,  // the client dropped the connection on purpose (a disconnect fault)
-    kStillOpen,      // the run ended with the session still open
+    kServerClosed,    // end of stream from the proxy
+    kReset,           // the connection broke or was refused (a fault on the client's own link)
+    kClientLeft,      // the client sent Terminate and closed
+    kClientAborted,   // the client dropped the connection on purpose (a disconnect fault)
+    kFatalNotClosed,  // a FATAL came but the proxy kept the connection open; the client left
+    kStillOpen,       // the run ended with the session still open
   };
   How how = How::kServerClosed;
   std::string why;
@@ -114,6 +143,8 @@ class ClientObserver {
   virtual void OnStray(const ClientInfo& client, std::string_view what) = 0;
   virtual void OnEnded(const ClientInfo& client, const SessionModel& session,
                        const Ending& ending) = 0;
+  // A session starts connecting to the proxy (before the proxy has seen it).
+  virtual void OnConnect(const ClientInfo&) {}
 };
 
 // A link in a chain of observers that passes every observation on to `next` unchanged; a
@@ -136,6 +167,7 @@ class ForwardingObserver : public ClientObserver {
   void OnEnded(const ClientInfo& c, const SessionModel& s, const Ending& e) override {
     next_.OnEnded(c, s, e);
   }
+  void OnConnect(const ClientInfo& c) override { next_.OnConnect(c); }
 
  protected:
   ClientObserver& next_;

@@ -4,6 +4,7 @@
 // reply; the history answers with what a server connection lacks (Plan).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -14,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/route/statement.h"
@@ -151,6 +153,21 @@ class SessionHistory {
   uint64_t version() const { return version_; }
   size_t entries() const;
   size_t bytes() const { return bytes_; }
+  // Read-only views of the committed state, for capture snapshots (core/unit_trace.cc): the
+  // settings as (name, value SQL text) in the order they were last made, and the prepared
+  // statements by name.
+  std::vector<std::pair<std::string, std::string>> CommittedSettings() const {
+    std::vector<const std::pair<const std::string, Setting>*> sorted;
+    for (const auto& entry : settings_) sorted.push_back(&entry);
+    std::sort(sorted.begin(), sorted.end(),
+              [](const auto* a, const auto* b) { return a->second.seq < b->second.seq; });
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto* entry : sorted) out.emplace_back(entry->first, entry->second.value);
+    return out;
+  }
+  const std::map<std::string, PreparedStatement, std::less<>>& CommittedPrepared() const {
+    return prepared_;
+  }
 
   // ---- Replay. Cheap when nothing changed: compare versions first. Only the replayable state
   // is planned; a pinned client must not be moved (its plan would lack what pinned it).

@@ -55,7 +55,8 @@ class HistoryTest : public ::testing::Test {
 };
 
 TEST_F(HistoryTest, RebuildsEveryPosition) {
-  EXPECT_TRUE(history.Ingest(store).empty());
+  history.Ingest(store);
+  EXPECT_TRUE(history.TakeProblems().empty());
   EXPECT_EQ(history.position(), 3u);
   EXPECT_EQ(history.ValueAt("k1", 0), std::nullopt);
   EXPECT_EQ(history.ValueAt("k1", 1), RowState("a"));
@@ -66,7 +67,8 @@ TEST_F(HistoryTest, RebuildsEveryPosition) {
 }
 
 TEST_F(HistoryTest, AnswersWhatAStatementCouldHaveSeen) {
-  ASSERT_TRUE(history.Ingest(store).empty());
+  history.Ingest(store);
+  ASSERT_TRUE(history.TakeProblems().empty());
   // A read sent at position 1 and answered at 2 saw "a" or "b", nothing else.
   EXPECT_TRUE(history.Saw("k1", 1, 2, RowState("a")));
   EXPECT_TRUE(history.Saw("k1", 1, 2, RowState("b")));
@@ -81,22 +83,54 @@ TEST_F(HistoryTest, AnswersWhatAStatementCouldHaveSeen) {
 }
 
 TEST_F(HistoryTest, FindsACommittedTransactionWithinItsInterval) {
-  ASSERT_TRUE(history.Ingest(store).empty());
+  history.Ingest(store);
+  ASSERT_TRUE(history.TakeProblems().empty());
   const std::vector<std::string> second = {UpdateSql("k1", "b"), InsertSql("k2", "c")};
   EXPECT_EQ(history.FindRecord(second, 0, 3), 1u);
   EXPECT_EQ(history.FindRecord(second, 2, 3), std::nullopt);
   EXPECT_EQ(history.FindRecord({InsertSql("k1", "zzz")}, 0, 3), std::nullopt);
 }
 
+// A replica that had the first two records is promoted; the third, committed on the old
+// primary only, is lost. The history forks back to the state of two records, then goes on with
+// the new primary's WAL.
+TEST_F(HistoryTest, AFailoverThatLosesWritesForksTheHistory) {
+  KvStore replica;
+  ASSERT_TRUE(replica.ReplicateFrom(store, store.wal()[1].end_lsn).ok());
+  history.Ingest(store);
+  ASSERT_EQ(history.position(), 3u);
+  EXPECT_EQ(history.PositionOfLsn(store.wal()[1].end_lsn), 2u);
+  replica.AppendEndOfRecovery(2, "replica");
+  replica.Commit({{"k2", false, "d"}}, {UpdateSql("k2", "d")}, 2, "replica", 9);
+  history.Ingest(replica);
+  EXPECT_TRUE(history.TakeProblems().empty());
+  EXPECT_EQ(history.forks(), 1u);
+  EXPECT_TRUE(history.records()[2].lost);
+  // 3: the lost delete; 4: the fork puts k1 back; 5: end of recovery; 6: the new write.
+  ASSERT_EQ(history.position(), 6u);
+  EXPECT_EQ(history.ValueAt("k1", 3), std::nullopt);
+  EXPECT_EQ(history.ValueAt("k1", 4), RowState("b"));
+  EXPECT_EQ(history.ValueAt("k2", 6), RowState("d"));
+  // LSNs count on the new line; the old primary's LSN maps onto its own records.
+  EXPECT_EQ(history.PositionOfLsn(replica.lsn()), 6u);
+  EXPECT_EQ(history.PositionOfLsn(store, store.lsn()), 3u);
+  EXPECT_EQ(history.PositionOfLsn(replica, replica.wal()[1].end_lsn), 2u);
+  // Nothing new: no second fork.
+  history.Ingest(replica);
+  EXPECT_EQ(history.forks(), 1u);
+}
+
 TEST_F(HistoryTest, ReportsARecordItsStatementsDoNotExplain) {
-  ASSERT_TRUE(history.Ingest(store).empty());
+  history.Ingest(store);
+  ASSERT_TRUE(history.TakeProblems().empty());
   // k2 exists: a committed INSERT of it means the node applied a failing statement.
   Commit({InsertSql("k2", "d")}, {{"k2", false, "d"}});
   // The statement says one value, the row change another.
   Commit({UpdateSql("k2", "e")}, {{"k2", false, "f"}});
   // A statement no client sends.
   Commit({"UPDATE kv SET v = v || 'x'"}, {{"k2", false, "fx"}});
-  std::vector<std::string> problems = history.Ingest(store);
+  history.Ingest(store);
+  std::vector<std::string> problems = history.TakeProblems();
   ASSERT_EQ(problems.size(), 3u);
   EXPECT_NE(problems[0].find("to a row that was 'c'"), std::string::npos) << problems[0];
   EXPECT_NE(problems[1].find("do not explain"), std::string::npos) << problems[1];

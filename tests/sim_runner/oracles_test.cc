@@ -144,20 +144,120 @@ TEST_F(OraclesTest, AServersFatalForwardedAsTheClientsOwnIsCaught) {
 }
 
 TEST_F(OraclesTest, ALostCommitMustSay08007) {
+  Exchange(Request{.op = Op::kBegin, .sql = "BEGIN"}, Tag("BEGIN"), session);
+  // 08006 for a COMMIT in flight: the rule is 08007 (transaction resolution unknown).
+  Exchange(Request{.op = Op::kCommit, .sql = "COMMIT"},
+           Error("08006", "server connection lost during the statement"), session);
+  EXPECT_EQ(Reported(), std::vector<std::string>{"connection_loss"}) << All();
+  // 08007 is for a COMMIT only.
+  Exchange(Request{.op = Op::kUpdate, .key = "k1", .value = "t4", .sql = UpdateSql("k1", "t4")},
+           Error("08007", "server connection lost during COMMIT"), session);
+  EXPECT_EQ(violations.count(), 2u) << All();
+  // An autocommit UPDATE that lost its connection gets 08006 and the session goes on, idle.
+  Exchange(Request{.op = Op::kUpdate, .key = "k1", .value = "t5", .sql = UpdateSql("k1", "t5")},
+           Error("08006", "server connection lost during the statement"), session);
+  EXPECT_EQ(violations.count(), 2u) << All();
+  EXPECT_EQ(session.status(), 'I');
+}
+
+TEST_F(OraclesTest, ALossInATransactionAbortsItUntilRollback) {
+  Exchange(Request{.op = Op::kBegin, .sql = "BEGIN"}, Tag("BEGIN"), session);
+  Exchange(Read("k1"), Error("08006", "server connection lost during the statement"), session);
+  EXPECT_EQ(session.status(), 'E');
+  Exchange(Read("k1"),
+           Error("25P02",
+                 "current transaction is aborted, commands ignored until end of "
+                 "transaction block"),
+           session);
+  Exchange(Request{.op = Op::kCommit, .sql = "COMMIT"}, Tag("ROLLBACK"), session);
+  EXPECT_TRUE(violations.list().empty()) << All();
+  // A transaction that goes on as if nothing happened is caught (the status byte, at least).
+  Exchange(Request{.op = Op::kBegin, .sql = "BEGIN"}, Tag("BEGIN"), session);
+  Answer lost = Error("08006", "server connection lost during the statement");
+  lost.status = 'T';
+  Exchange(Read("k1"), lost, session);
+  EXPECT_EQ(Reported(), std::vector<std::string>{"model"}) << All();
+}
+
+TEST_F(OraclesTest, AWriteThatNeverRanMustNotCommit) {
+  Exchange(Request{.op = Op::kInsert, .key = "k1", .value = "t1", .sql = InsertSql("k1", "t1")},
+           Error("08006", "switchyard: no primary server is available"), session);
+  Commit(InsertSql("k1", "t1"), {"k1", false, "t1"});
+  oracles.Finish();
+  EXPECT_EQ(Reported(), std::vector<std::string>{"no_double_write"}) << All();
+}
+
+TEST_F(OraclesTest, ALostWriteMayHaveCommitted) {
+  const Request insert{.op = Op::kInsert, .key = "k1", .value = "t1", .sql = InsertSql("k1", "t1")};
+  Exchange(insert, Error("08006", "server connection lost during the statement"), session);
+  Commit(insert.sql, {"k1", false, "t1"});
+  oracles.Finish();
+  EXPECT_TRUE(violations.list().empty()) << All();
+}
+
+TEST_F(OraclesTest, TheProxyEndingASessionAfterALossIsCaught) {
   Ending ending;
   ending.how = Ending::How::kServerClosed;
   ending.logged_in = true;
-  ending.outstanding = Request{.seq = 4, .op = Op::kCommit, .sql = "COMMIT"};
+  ending.outstanding = Read("k1");
   ending.trailing = Error("08006", "server connection lost during the statement");
   ending.trailing.errors.push_back(
       ErrorInfo{"FATAL", "08006", "terminating connection: switchyard lost the server", true});
   oracles.OnEnded(client, session, ending);
   EXPECT_EQ(Reported(), std::vector<std::string>{"connection_loss"}) << All();
+}
 
-  // The same loss during an UPDATE is reported correctly with 08006.
-  ending.outstanding = Request{.seq = 4, .op = Op::kUpdate, .sql = UpdateSql("k1", "t4")};
-  oracles.OnEnded(ClientInfo{4, 1}, session, ending);
+TEST_F(OraclesTest, AStaleReadOfTheClientsOwnWriteIsCaught) {
+  world.replicas = 1;
+  Commit(InsertSql("k1", "a"), {"k1", false, "a"});
+  oracles.OnConnect(client);
+  Write(Request{.op = Op::kUpdate, .key = "k1", .value = "b", .sql = UpdateSql("k1", "b")},
+        {"k1", false, "b"}, "UPDATE 1");
+  Request read = Read("k1");
+  read.replica_ok = true;
+  // Another client's older value is fine before our write, never after it.
+  Exchange(read, Row("SELECT 1", "a"), session);
+  EXPECT_EQ(Reported(), std::vector<std::string>{"read_your_writes"}) << All();
+  Exchange(read, Row("SELECT 1", "b"), session);
   EXPECT_EQ(violations.count(), 1u) << All();
+}
+
+TEST_F(OraclesTest, AWriteOnAReplicaIsCaught) {
+  const std::string tag = FormatRouteTag(RouteTag{.client = 3, .session = 1, .seq = 9});
+  oracles.OnNodeQuery(NodeQuery{.node = 1, .sql = "SELECT 1" + tag, .in_recovery = true});
+  EXPECT_TRUE(violations.list().empty()) << All();
+  const std::string write_tag =
+      FormatRouteTag(RouteTag{.client = 3, .session = 1, .seq = 9, .primary_only = true});
+  oracles.OnNodeQuery(
+      NodeQuery{.node = 0, .sql = UpdateSql("k1", "x") + write_tag, .in_recovery = false});
+  EXPECT_TRUE(violations.list().empty()) << All();
+  oracles.OnNodeQuery(
+      NodeQuery{.node = 1, .sql = UpdateSql("k1", "x") + write_tag, .in_recovery = true});
+  EXPECT_EQ(Reported(), std::vector<std::string>{"no_write_on_replica"}) << All();
+}
+
+TEST_F(OraclesTest, ASplitSyncBatchIsCaught) {
+  RouteTag tag{.client = 3, .session = 1, .seq = 4};
+  oracles.OnNodeQuery(NodeQuery{.node = 1, .sql = "SELECT 1" + FormatRouteTag(tag)});
+  tag.index = 1;
+  oracles.OnNodeQuery(NodeQuery{.node = 1, .sql = "SELECT 2" + FormatRouteTag(tag)});
+  // Retried elsewhere from its first statement: fine.
+  tag.index = 0;
+  oracles.OnNodeQuery(NodeQuery{.node = 0, .sql = "SELECT 1" + FormatRouteTag(tag)});
+  EXPECT_TRUE(violations.list().empty()) << All();
+  tag.index = 1;
+  oracles.OnNodeQuery(NodeQuery{.node = 2, .sql = "SELECT 2" + FormatRouteTag(tag)});
+  EXPECT_EQ(Reported(), std::vector<std::string>{"batch_one_node"}) << All();
+}
+
+TEST_F(OraclesTest, RouteTagsParseBack) {
+  const RouteTag tag{.client = 12, .session = 3, .seq = 456, .index = 2, .primary_only = true};
+  const std::optional<RouteTag> parsed = ParseRouteTag("SELECT 1" + FormatRouteTag(tag));
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->Request(), "c12.s3#456");
+  EXPECT_EQ(parsed->index, 2u);
+  EXPECT_TRUE(parsed->primary_only);
+  EXPECT_FALSE(ParseRouteTag("SELECT 1 /* a comment */").has_value());
 }
 
 TEST_F(OraclesTest, ACloseWithoutAWordIsCaught) {

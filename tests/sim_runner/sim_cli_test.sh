@@ -42,14 +42,15 @@ case "$what" in
     # seed and the oracle that caught it are printed.
     last=$1
     mapfile -t mutants < <("$binary" sim --list-mutants)
-    (( ${#mutants[@]} >= 6 )) || fail "only ${#mutants[@]} mutants"
+    (( ${#mutants[@]} >= 13 )) || fail "only ${#mutants[@]} mutants"
     for mutant in "${mutants[@]}"; do
       status=0
       out=$("$binary" sim --seeds "1..$last" --swarm --mutant "$mutant" --stop-on-failure) ||
         status=$?
       violation=$(echo "$out" | grep -m 1 '^violation' || true)
       [[ $status -eq 1 && -n $violation ]] || fail "mutant $mutant survived seeds 1..$last"
-      echo "$mutant: caught: ${violation:0:160}"
+      seed=$(echo "$violation" | sed -n 's/^violation seed=\([0-9]*\) oracle=\([a-z_]*\).*/\1 by \2/p')
+      echo "$mutant: caught at seed $seed: ${violation:0:160}"
     done
     ;;
   *)

@@ -211,7 +211,8 @@ TEST(TimelineTest, AViolationIsAtTheTopWithItsReproduceCommand) {
   hooks.timeline = &recorder;
   int tampered = 0;
   hooks.tamper_answer_for_test = [&](const ClientInfo&, const Request& request, Answer& answer) {
-    if (request.op == Op::kRead && !answer.rows.empty() && tampered++ == 0) {
+    // A read on the primary (a locking one): only the model judges it.
+    if (request.op == Op::kLockingRead && !answer.rows.empty() && tampered++ == 0) {
       answer.rows[0][0] = "a value <nobody> wrote";
     }
   };

@@ -7,6 +7,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/base/check.h"
@@ -121,6 +122,13 @@ class Harness {
   void SetCluster(const ClusterSnapshot& snapshot) {
     for (size_t i = 0; i < units_.size(); ++i) Deliver(i, NodeStateChanged{snapshot});
   }
+  // Switches capture on or off for every unit, as the driver does on SIGUSR1 or a new file.
+  void SetCapture(bool on, uint64_t epoch) {
+    for (size_t i = 0; i < units_.size(); ++i) Deliver(i, CaptureChanged{on, epoch, Instant{}});
+  }
+  // The Trace actions every unit emitted since the last call, in order.
+  std::vector<Trace> TakeTraces() { return std::exchange(traces_, {}); }
+  Instant now() const { return now_; }
   Services& services() { return services_; }
   ProxyConfig& config() { return config_; }
   // When false, Sends stay unflushed (a slow peer) until FlushAll().
@@ -164,6 +172,7 @@ class Harness {
     connect_nodes_[connect.conn] = connect.node;
   }
   void Perform(size_t, Close& close) { closed_.insert(close.conn); }
+  void Perform(size_t, Trace& trace) { traces_.push_back(std::move(trace)); }
   void Perform(size_t, PauseRead&) {}
   void Perform(size_t, ResumeRead&) {}
   void Perform(size_t unit, RequestService& request) {
@@ -216,6 +225,7 @@ class Harness {
   std::deque<std::tuple<size_t, ConnId, uint64_t>> flushes_;
   std::deque<std::pair<size_t, ServiceReply>> replies_;
   bool auto_flush_ = true;
+  std::vector<Trace> traces_;
 };
 
 }  // namespace switchyard::testing
