@@ -1,8 +1,11 @@
 // Traffic capture in the core: sampling and redaction (see capture.h).
 #include "core/capture.h"
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <utility>
+#include <vector>
 
 #include "core/base/check.h"
 #include "core/protocol/messages.h"
@@ -96,6 +99,97 @@ std::optional<std::string> RedactServerValues(char type, std::string_view payloa
   }
 }
 
+// The inside of a quoted token, its doubled quote characters undoubled.
+std::string Unquote(std::string_view quoted, char quote) {
+  std::string out;
+  for (size_t i = 1; i + 1 < quoted.size(); ++i) {
+    out.push_back(quoted[i]);
+    if (quoted[i] == quote && quoted[i + 1] == quote) ++i;
+  }
+  return out;
+}
+
+// E'...': the backslash escapes of one character (\b \f \n \r \t, and \x for any other x).
+// The classifier's SQL text never has octal or hex escapes: it quotes values as '...'.
+std::string UnescapeE(std::string_view body) {
+  std::string out;
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (c == '\'' && i + 1 < body.size() && body[i + 1] == '\'') {
+      out.push_back('\'');
+      ++i;
+      continue;
+    }
+    if (c != '\\' || i + 1 == body.size()) {
+      out.push_back(c);
+      continue;
+    }
+    switch (const char e = body[++i]) {
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
+      default:
+        out.push_back(e);
+        break;
+    }
+  }
+  return out;
+}
+
+// One literal or name of a SET value list, as flatten_set_variable_args reads it.
+std::string ItemText(std::string_view sql, const route::Token& token, bool* quoted) {
+  const std::string_view text = sql.substr(token.begin, token.end - token.begin);
+  switch (token.kind) {
+    case route::TokenKind::kString:
+      *quoted = true;
+      return Unquote(text, '\'');
+    case route::TokenKind::kQuotedIdentifier:
+      *quoted = true;
+      return Unquote(text, '"');
+    case route::TokenKind::kPrefixedString: {
+      *quoted = true;
+      const size_t open = text.find('\'');
+      const std::string_view body = text.substr(open + 1, text.size() - open - 2);
+      return (text[0] == 'E' || text[0] == 'e') ? UnescapeE(body)
+                                                : Unquote(text.substr(open), '\'');
+    }
+    case route::TokenKind::kDollarString: {
+      *quoted = true;
+      const size_t tag = text.find('$', 1) + 1;
+      return std::string(text.substr(tag, text.size() - 2 * tag));
+    }
+    default:
+      return std::string(text);
+  }
+}
+
+// quote_identifier's rule: lower-case letters, digits, '_' and '$', not starting with a digit.
+std::string QuoteIdentifierIfNeeded(const std::string& name) {
+  bool plain = !name.empty() && !(name[0] >= '0' && name[0] <= '9') && name[0] != '$';
+  for (char c : name) {
+    plain = plain && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '$');
+  }
+  if (plain) return name;
+  std::string out = "\"";
+  for (char c : name) {
+    out.push_back(c);
+    if (c == '"') out.push_back('"');
+  }
+  return out + "\"";
+}
+
 void StoreLittle(char* at, uint64_t value, int size) {
   for (int i = 0; i < size; ++i) at[i] = static_cast<char>(value >> (8 * i));
 }
@@ -132,6 +226,38 @@ bool AppendMessageRecord(const trace::Record& record, std::string_view message,
   std::memcpy(p + 4 + trace::kRecordMetadataSize, message.data(), message.size());
   StoreLittle(p + 4 + body_size, trace::Crc32c(std::string_view(p, 4 + body_size)), 4);
   return true;
+}
+
+std::string SettingValue(std::string_view name, std::string_view sql) {
+  // PostgreSQL's GUC_LIST_QUOTE settings: their list items are identifiers.
+  static constexpr std::string_view kListQuote[] = {
+      "search_path", "temp_tablespaces", "session_preload_libraries", "shared_preload_libraries",
+      "local_preload_libraries"};
+  const bool list_quote =
+      std::find(std::begin(kListQuote), std::end(kListQuote), name) != std::end(kListQuote);
+  std::vector<std::pair<std::string, bool>> items(1);  // text, quoted
+  for (size_t pos = 0; pos < sql.size();) {
+    const route::Token token = route::NextToken(sql, pos);
+    if (token.end <= pos) break;
+    pos = token.end;
+    if (token.kind == route::TokenKind::kSpace || token.kind == route::TokenKind::kComment) {
+      continue;
+    }
+    if (token.kind == route::TokenKind::kOther && sql[token.begin] == ',') {
+      items.emplace_back();
+      continue;
+    }
+    bool quoted = false;
+    items.back().first += ItemText(sql, token, &quoted);
+    items.back().second = items.back().second || quoted;
+  }
+  if (items.size() == 1) return items[0].first;
+  std::string out;
+  for (const auto& [text, quoted] : items) {
+    if (!out.empty()) out += ", ";
+    out += list_quote ? QuoteIdentifierIfNeeded(text) : text;
+  }
+  return out;
 }
 
 std::string_view RedactName(Redact redact) {

@@ -53,6 +53,12 @@ std::optional<std::string> RedactMessage(Redact redact, trace::Direction directi
 // `sql` with every string literal replaced by '' and every number by 0 (kAllValues).
 std::string RedactSqlLiterals(std::string_view sql);
 
+// The value a SET made, as pg_catalog.set_config(name, value, false) takes it (what a replay
+// sends), from the SQL text the session history keeps (`SET name TO <sql>`: "'8MB'",
+// "'$user', public"): literals unquoted, list items joined with ", ", and for the settings that
+// quote their list items (search_path, ...) items quoted as identifiers where they need it.
+std::string SettingValue(std::string_view name, std::string_view sql);
+
 // Appends a message record with the metadata of `record` (its body is ignored) and the typed
 // message `message`, byte for byte as trace::TraceEncoder::Append would, without building a
 // trace::Message: the capture's hot path. False, and nothing appended, when the body would

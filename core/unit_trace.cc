@@ -117,7 +117,11 @@ void Unit::Impl::RecordSnapshot() {
       record.flags |= trace::kFlagRedacted;
     }
   }
-  snapshot.settings = history_.CommittedSettings();
+  // The history keeps SQL text (SET name TO <text>); the trace holds values, as set_config
+  // takes them.
+  for (auto& [name, text] : history_.CommittedSettings()) {
+    snapshot.settings.emplace_back(name, SettingValue(name, text));
+  }
   record.body = std::move(snapshot);
   EmitRecord(record);
 }

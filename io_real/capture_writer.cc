@@ -40,9 +40,10 @@ std::string CaptureFileName(int64_t start_unix_us, uint64_t epoch) {
   const time_t seconds = static_cast<time_t>(start_unix_us / 1'000'000);
   tm utc{};
   ::gmtime_r(&seconds, &utc);
-  return absl::StrFormat("%s%04d%02d%02dT%02d%02d%02dZ-%06d%s", kFilePrefix, utc.tm_year + 1900,
-                         utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, epoch,
-                         kFileSuffix);
+  // Milliseconds too: a proxy restarted within the second must not meet its old names.
+  return absl::StrFormat("%s%04d%02d%02dT%02d%02d%02d.%03dZ-%06d%s", kFilePrefix,
+                         utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,
+                         utc.tm_sec, start_unix_us / 1000 % 1000, epoch, kFileSuffix);
 }
 
 bool IsCaptureFileName(std::string_view name) {
@@ -98,6 +99,13 @@ void CaptureWriter::End() {
   Item item;
   item.kind = Item::Kind::kEnd;
   Push(std::move(item));
+}
+
+void CaptureWriter::WaitIdle() {
+  std::unique_lock<std::mutex> lock(mu_);
+  control_pending_ = true;  // no waiting for the interval
+  cv_.notify_one();
+  idle_cv_.wait(lock, [&] { return (queue_.empty() || blocked_) && !busy_; });
 }
 
 std::vector<CaptureWriter::Notice> CaptureWriter::TakeNotices() {
@@ -223,6 +231,7 @@ void CaptureWriter::WriterMain() {
     }
     interval_passed = false;
     control_pending_ = false;
+    busy_ = true;
     std::deque<Item> items;
     items.swap(queue_);
     const size_t taken = queued_bytes_;
@@ -238,6 +247,8 @@ void CaptureWriter::WriterMain() {
     lock.lock();
     // Counted out only now: the bound covers the bytes being written too.
     queued_bytes_ -= taken;
+    busy_ = false;
+    if (queue_.empty()) idle_cv_.notify_all();
   }
   lock.unlock();
   EndCapture();

@@ -65,7 +65,7 @@ struct CaptureStats {
 };
 
 // File names sort in the order they were written: capture start (UTC), then epoch.
-//   capture-20240131T120000Z-000001.trace
+//   capture-20240131T120000.250Z-000001.trace
 std::string CaptureFileName(int64_t start_unix_us, uint64_t epoch);
 bool IsCaptureFileName(std::string_view name);
 
@@ -84,6 +84,9 @@ class CaptureWriter {
   uint64_t Begin(Instant start, int64_t start_unix_us);
   // Ends the capture: what is queued is written, then the files are closed.
   void End();
+  // Waits until everything handed in so far is written (at shutdown, so that the files are
+  // complete when the proxy says it is done).
+  void WaitIdle();
   struct Notice {
     enum class Kind { kNewFile, kFailed };
     Kind kind = Kind::kNewFile;
@@ -159,6 +162,8 @@ class CaptureWriter {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  std::condition_variable idle_cv_;  // the writer took the last item and wrote it
+  bool busy_ = false;                // the writer is writing items it took
   std::deque<Item> queue_;
   size_t queued_bytes_ = 0;
   uint64_t dropped_unreported_ = 0;

@@ -480,7 +480,7 @@ void DriverImpl::FinishLingering() {
     HandleEpollBatch(events, std::max(count, 0), now);
   }
   lingering_.CloseAll();
-  if (capture_on_) StopCapture("shutdown");
+  if (capture_on_) StopCapture("shutdown", /*wait=*/true);
   const DriverStats stats = Stats();
   Log("event=shutdown phase=done forced=%s units_dropped=%d connections_closed=%d "
       "clients_accepted=%d runs=%d reads=%d writes=%d epoll_ctls=%d epoll_waits=%d "
@@ -490,72 +490,6 @@ void DriverImpl::FinishLingering() {
       stats.runs, stats.reads, stats.writes, stats.epoll_ctls, stats.epoll_waits,
       stats.unit_set_polls, stats.loop_wakes, stats.worker_wakes, stats.lingering_closes,
       stats.lingering_timeouts, stats.lingering_refused);
-}
-
-// --- Traffic capture ---
-
-void DriverImpl::ServiceCapture(Instant now) {
-  if (capture_toggle_requested_.exchange(false)) {
-    if (!capture_) {
-      Log("event=capture state=unavailable reason=%s", "no_capture_dir");
-    } else if (capture_on_) {
-      StopCapture("signal");
-    } else if (!draining_) {
-      StartCapture(now);
-    }
-  }
-  if (!capture_ || !capture_->HasNotices()) return;
-  for (CaptureWriter::Notice& notice : capture_->TakeNotices()) {
-    // A notice about a capture that has since ended (or restarted) is stale.
-    if (!capture_on_ || notice.capture != capture_id_) continue;
-    if (notice.kind == CaptureWriter::Notice::Kind::kFailed) {
-      StopCapture("failed");
-      continue;
-    }
-    capture_epoch_ = notice.epoch;  // a new file: every live session snapshots into it
-    std::lock_guard<std::mutex> lock(mu_);
-    BroadcastCaptureLocked();
-  }
-}
-
-void DriverImpl::StartCapture(Instant now) {
-  const int64_t unix_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                              std::chrono::system_clock::now().time_since_epoch())
-                              .count();
-  capture_id_ = capture_->Begin(now, unix_us);
-  capture_epoch_ = capture_id_;
-  capture_start_ = now;
-  capture_on_ = true;
-  Log("event=capture state=on dir=%s epoch=%d", LogValue(config_.capture.dir), capture_epoch_);
-  std::lock_guard<std::mutex> lock(mu_);
-  BroadcastCaptureLocked();
-}
-
-void DriverImpl::StopCapture(std::string_view reason) {
-  capture_->End();
-  capture_on_ = false;
-  const CaptureStats stats = capture_->stats();
-  Log("event=capture state=off dir=%s reason=%s records_written=%d records_dropped=%d "
-      "bytes_written=%d files_opened=%d files_removed=%d",
-      LogValue(config_.capture.dir), reason, stats.records_written, stats.records_dropped,
-      stats.bytes_written, stats.files_opened, stats.files_removed);
-  std::lock_guard<std::mutex> lock(mu_);
-  BroadcastCaptureLocked();
-}
-
-void DriverImpl::BroadcastCaptureLocked() {
-  const CaptureChanged change = CurrentCapture();
-  for (auto& [id, record] : units_) {
-    auto waiting = std::find_if(record->inbox.begin(), record->inbox.end(), [](const Event& e) {
-      return std::holds_alternative<CaptureChanged>(e);
-    });
-    if (waiting != record->inbox.end()) {
-      *waiting = change;
-      continue;
-    }
-    record->inbox.push_back(change);
-    WakeUnitLocked(id);
-  }
 }
 
 // --- Shared helpers ---

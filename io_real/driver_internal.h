@@ -1,5 +1,5 @@
-// The driver's shared state, used by the loop thread (driver.cc) and the workers
-// (driver_run.cc). Not part of io_real's interface.
+// The driver's shared state, used by the loop thread (driver.cc, driver_capture.cc) and the
+// workers (driver_run.cc). Not part of io_real's interface.
 //
 // Threads and poll sets:
 //   poll_fd_  the shared poll set: under kUnitSet one EPOLLONESHOT entry per unit (the unit's
@@ -174,12 +174,13 @@ class DriverImpl {
   // the drain deadline does, whichever is first.
   void FinishLingering();
 
-  // --- driver.cc: traffic capture, on the loop thread ---
+  // --- driver_capture.cc: traffic capture, on the loop thread ---
   // A toggle asked for (SIGUSR1, ToggleCapture()), and the writer's notices: a new file to
   // tell the units about, or a failure that ends the capture.
   void ServiceCapture(Instant now);
   void StartCapture(Instant now);
-  void StopCapture(std::string_view reason);
+  // At shutdown it waits for the writer, so that the files are complete when Run() returns.
+  void StopCapture(std::string_view reason, bool wait = false);
   CaptureChanged CurrentCapture() const { return {capture_on_, capture_epoch_, capture_start_}; }
   // Tells every unit (caller holds mu_); only the newest state matters to a unit that has not
   // run since the last one.

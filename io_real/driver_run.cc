@@ -434,8 +434,10 @@ void UnitRun::FlushAll() {
 }
 
 void UnitRun::End() {
+  // Before the answers go out: once a client has its answer, the records of the request are
+  // queued, so a capture switched off right after still has them.
+  OfferTraces();
   FlushAll();
-  OfferTraces();  // after the client's bytes went out: the log never delays an answer
   if (unit_->Finished() && TryRetire()) return;
   const std::vector<ConnId> listed = unit_->Conns();
   const std::optional<Instant> deadline = unit_->NextDeadline();

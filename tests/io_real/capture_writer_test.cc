@@ -118,7 +118,7 @@ TEST(CaptureWriterTest, FileReadsBackWithHeaderAndRecordsAndIsMode0600) {
   ::umask(old_umask);
   ASSERT_EQ(dir.Files().size(), 1u);
   const std::string path = dir.Files()[0];
-  EXPECT_NE(path.find("capture-20231114T221320Z-000001.trace"), std::string::npos) << path;
+  EXPECT_NE(path.find("capture-20231114T221320.000Z-000001.trace"), std::string::npos) << path;
   struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);

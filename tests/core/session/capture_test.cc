@@ -324,6 +324,17 @@ TEST(CaptureTest, AllValuesRedactionHidesParametersLiteralsAndErrorText) {
   EXPECT_TRUE(records[7].redacted());
 }
 
+TEST(CaptureTest, SnapshotSettingsAreValuesAsSetConfigTakesThem) {
+  EXPECT_EQ(SettingValue("work_mem", "'8MB'"), "8MB");
+  EXPECT_EQ(SettingValue("application_name", "'it''s'"), "it's");
+  EXPECT_EQ(SettingValue("timezone", "E'Europe\\/Paris'"), "Europe/Paris");
+  EXPECT_EQ(SettingValue("extra_float_digits", "-1"), "-1");
+  EXPECT_EQ(SettingValue("datestyle", "'ISO', 'MDY'"), "ISO, MDY");
+  EXPECT_EQ(SettingValue("search_path", "app"), "app");
+  EXPECT_EQ(SettingValue("search_path", "'$user', public, \"My Schema\""),
+            "\"$user\", public, \"My Schema\"");
+}
+
 TEST(CaptureTest, RedactSqlLiteralsKeepsNamesAndParameters) {
   EXPECT_EQ(RedactSqlLiterals("select \"col1\", t2.x, $1 from t2 where a = 'it''s' and b = 3.5"),
             "select \"col1\", t2.x, $1 from t2 where a = '' and b = 0.0");
