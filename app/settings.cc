@@ -101,12 +101,14 @@ absl::Status LoadAuth(const ServeSettings& settings, ProxyConfig& proxy) {
 
 absl::Status LoadRouting(const ServeSettings& settings, size_t nodes, ProxyConfig& proxy) {
   proxy.node_count = nodes;
-  if (settings.pool_mode != "session") {
-    return absl::InvalidArgumentError(Cat("--pool-mode (pool_mode) must be session, got '",
-                                          settings.pool_mode,
-                                          "' (transaction pooling is not available yet)"));
+  if (settings.pool_mode == "session") {
+    proxy.pool_mode = PoolMode::kSession;
+  } else if (settings.pool_mode == "transaction") {
+    proxy.pool_mode = PoolMode::kTransaction;
+  } else {
+    return absl::InvalidArgumentError(Cat(
+        "--pool-mode (pool_mode) must be session or transaction, got '", settings.pool_mode, "'"));
   }
-  proxy.pool_mode = PoolMode::kSession;
   if (settings.read_your_writes == "lsn") {
     proxy.read_your_writes = ReadYourWrites::kLsn;
   } else if (settings.read_your_writes == "none") {
@@ -163,7 +165,11 @@ absl::Status LoadCapture(const ServeSettings& settings, ServePlan& plan) {
                std::max(trace::kRecordBodySizeMaxDefault, plan.proxy.message_size_max + 4096)));
   if (settings.capture.empty()) return absl::OkStatus();
   std::error_code error;
-  std::filesystem::create_directories(settings.capture, error);
+  if (!std::filesystem::exists(settings.capture, error) &&
+      std::filesystem::create_directories(settings.capture, error)) {
+    // Only its owner may list the captures (the files themselves are 0600).
+    std::filesystem::permissions(settings.capture, std::filesystem::perms::owner_all, error);
+  }
   if (error || !std::filesystem::is_directory(settings.capture) ||
       ::access(settings.capture.c_str(), W_OK | X_OK) != 0) {
     return absl::InvalidArgumentError(Cat("--capture (capture): '", settings.capture,
@@ -248,7 +254,9 @@ const std::vector<SettingInfo>& ServeSettingTable() {
        "On SIGTERM/SIGINT, sessions get this long to finish before they are cut (0: cut at once)",
        nullptr, &S::drain_timeout_ms, 0, kTimeoutMsMax},
       {"pool-mode", "MODE",
-       "session: a server connection per client session (transaction pooling is not built yet)",
+       "session: a client keeps its server connections for its whole session; transaction: "
+       "only for a transaction (or one statement outside one), its SETs and prepared "
+       "statements replayed on the next connection",
        &S::pool_mode},
       {"read-your-writes", "MODE",
        "lsn: after a client's write, its reads wait for a replica that has replayed it; none: "

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Throughput and proxy CPU cost, side by side in one run: pgbench select-only against
-# PostgreSQL directly, through switchyard (1 and 2 workers) and through Debian's PgBouncer
-# (session pooling). Prints figures only; it asserts nothing.
+# PostgreSQL directly, through switchyard (1 and 2 workers) and through Debian's PgBouncer, in
+# session pooling and in transaction pooling (BENCH_POOL_SIZE server connections for all the
+# clients). Prints figures only; it asserts nothing.
 #
 # usage: bench.sh BINARY
 # environment (defaults in brackets):
 #   BENCH_CLIENTS [16]  BENCH_THREADS [2]  BENCH_SECONDS [15]  BENCH_MODE [simple]
 #   BENCH_SCALE [10]    BENCH_WORKERS ["1 2"]: switchyard --workers values to measure
 #   BENCH_ROUTED [1]    also measure switchyard routing reads to two streaming replicas
+#   BENCH_POOL_SIZE [4] server connections in the transaction-pooling runs
 #   BENCH_CAPTURE [1]   also measure each switchyard run with traffic capture on (--capture to a
 #                       scratch dir), printed beside the same run without it
 set -euo pipefail
@@ -99,6 +101,11 @@ if [[ ${BENCH_ROUTED:-1} == 1 ]]; then
   pg_stop "$PGC_ROOT/replica1"
   pg_stop "$PGC_ROOT/replica2"
 fi
+pool_size=${BENCH_POOL_SIZE:-4}
+measure "$(basename "$binary")-transaction-w2" "$binary" --auth-type trust --workers 2 \
+  --pool-mode transaction --pool-size "$pool_size"
+measure pgbouncer-transaction pgbouncer --auth-type trust --pool-mode transaction \
+  --pool-size "$pool_size"
 measure pgbouncer-session pgbouncer --auth-type trust
 
 echo
@@ -124,10 +131,20 @@ for pair in "${captured[@]}"; do
     if (off + 0 > 0) printf "%s: %.0f tps with capture, %.0f without (%+.1f%%)\n", name, on, off,
       (on - off) * 100 / off }'
 done
-bouncer=$(IFS='|' read -r _ _ _ v <<<"${results[-1]}"; echo "$v")
+# cpu_of NAME: the proxy CPU us/transaction measured for NAME.
+cpu_of() {
+  local row name per_txn
+  for row in "${results[@]}"; do
+    IFS='|' read -r name _ _ per_txn <<<"$row"
+    [[ $name == "$1" ]] && echo "$per_txn"
+  done
+  return 0
+}
 for row in "${results[@]}"; do
   IFS='|' read -r name _ _ per_txn <<<"$row"
-  [[ $name != direct && $name != pgbouncer-session ]] || continue
-  awk -v name="$name" -v s="$per_txn" -v b="$bouncer" 'BEGIN {
-    if (s + 0 > 0 && b + 0 > 0) printf "%s / pgbouncer-session, CPU per transaction: %.2f\n", name, s / b }'
+  [[ $name != direct && $name != pgbouncer-* ]] || continue
+  against=pgbouncer-session
+  [[ $name == *-transaction-* ]] && against=pgbouncer-transaction
+  awk -v name="$name" -v s="$per_txn" -v b="$(cpu_of "$against")" -v against="$against" 'BEGIN {
+    if (s + 0 > 0 && b + 0 > 0) printf "%s / %s, CPU per transaction: %.2f\n", name, against, s / b }'
 done

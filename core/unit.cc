@@ -330,7 +330,7 @@ void Unit::Impl::OnTimer(Instant now) {
   }
   for (const auto& slot : slots_) {
     if (slot->reset_deadline && *slot->reset_deadline <= now) {
-      DropSlot(*slot, /*already_closed=*/false);
+      DropResettingSlot(now, *slot);
       break;
     }
   }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "core/capture.h"
 #include "core/proxy.h"
 #include "core/route/cache.h"
@@ -49,6 +50,12 @@ struct ServerSlot {
   AppliedState applied;
   // What the replay in flight will leave it with.
   std::optional<AppliedState> replaying;
+  // The replay's ReadyForQuery groups in order: "" for the settings' Query or a group of
+  // Parses, a statement's name for a Parse acknowledged without a server (sent alone, so an
+  // error there is told apart). With how many ReadyForQuery came, and the Parses refused.
+  std::vector<std::string> replay_groups;
+  size_t replay_ready_seen = 0;
+  std::vector<std::string> replay_refused;
   std::optional<Instant> reset_deadline;
   // The reset finished but a cancel for this connection is still in flight: pooling it now
   // could let that cancel hit the next client's query.
@@ -88,6 +95,22 @@ struct SentBatch {
   // until the answer really starts, so a refusal or a loss before then can still be retried.
   std::string held;
 };
+
+// Calls `each(type, payload, raw)` for every complete message in `bytes`.
+template <typename F>
+inline void ForEachMessage(std::string_view bytes, F each) {
+  while (bytes.size() >= 5) {
+    const uint32_t length = (uint32_t{static_cast<uint8_t>(bytes[1])} << 24) |
+                            (uint32_t{static_cast<uint8_t>(bytes[2])} << 16) |
+                            (uint32_t{static_cast<uint8_t>(bytes[3])} << 8) |
+                            uint32_t{static_cast<uint8_t>(bytes[4])};
+    CHECK_GE(length, 4u);
+    CHECK_LE(length + size_t{1}, bytes.size());
+    each(bytes[0], bytes.substr(5, length - 4), bytes.substr(0, length + 1));
+    bytes.remove_prefix(length + 1);
+  }
+  CHECK(bytes.empty()) << "a batch holds whole messages only";
+}
 
 class Unit::Impl {
  public:
@@ -156,6 +179,9 @@ class Unit::Impl {
   // The connection of `slot` is lost (closed, FATAL, bad bytes, timed out, or its node was
   // declared down). DESIGN.md section 5, "Loss of a server connection".
   void SlotLost(Instant now, ServerSlot& slot, std::string_view why, bool already_closed);
+  // Gives up a connection that was being reset for the pool (DropSlot), and lets the client's
+  // queue move on.
+  void DropResettingSlot(Instant now, ServerSlot& slot);
   void FlushServers();
 
   // ---- unit_route.cc: batches and routing
@@ -193,6 +219,21 @@ class Unit::Impl {
   void AnswerAborted(const Batch& batch);
   void AnswerNoServer(const Batch& batch, std::string_view why);
   bool InTransaction() const { return txn_status_ != 'I'; }
+
+  // ---- unit_pooling.cc: transaction pooling
+  // Once the client is idle outside a transaction with nothing queued and nothing that pins
+  // it, its connections go back to the pool (DESIGN.md section 4).
+  void MaybeReleaseIdle(Instant now);
+  // A batch of named Parses and a Sync, while the client holds no connection, is acknowledged
+  // without a server: the statements join the history and reach a server by replay, before the
+  // batch that uses them. (A client that prepares synchronously while its other connections hold
+  // the pool's server connections in open transactions, as pgbench -M prepared does, would
+  // otherwise wait for a connection that only it can free.) False when the batch needs a server.
+  bool AnswerParsesWithoutServer(Batch& batch);
+  // The replay of `slot` met an error: true when it was a Parse acknowledged without a server,
+  // which is then forgotten (the client's statement that uses it gets the server's 26000).
+  bool ForgiveReplayError(ServerSlot& slot);
+  void ConfirmReplayedParses(ServerSlot& slot);
 
   // ---- unit_trace.cc: traffic capture (DESIGN.md section 6). Each Trace* call is one
   // predictable branch while the session is not being recorded: no allocation, no copy.
@@ -285,6 +326,9 @@ class Unit::Impl {
   bool loss_unreported_ = false;
   // The node whose connection holds state that cannot be replayed.
   std::optional<NodeId> pinned_node_;
+  // Prepared statements acknowledged without a server (transaction pooling) that no server has
+  // parsed yet (bounded by kUnconfirmedParsesMax).
+  absl::flat_hash_set<std::string> unconfirmed_parses_;
 
   // Read-your-writes (DESIGN.md 5): replicas must have replayed this far.
   uint64_t ryw_min_lsn_ = 0;

@@ -36,22 +36,6 @@ bool IsSerializable(const std::optional<std::string>& value) {
   return value && value->find("serializable") != std::string::npos;
 }
 
-// Calls `each(type, payload, raw)` for every complete message in `bytes`.
-template <typename F>
-void ForEachMessage(std::string_view bytes, F each) {
-  while (bytes.size() >= 5) {
-    const uint32_t length = (uint32_t{static_cast<uint8_t>(bytes[1])} << 24) |
-                            (uint32_t{static_cast<uint8_t>(bytes[2])} << 16) |
-                            (uint32_t{static_cast<uint8_t>(bytes[3])} << 8) |
-                            uint32_t{static_cast<uint8_t>(bytes[4])};
-    CHECK_GE(length, 4u);
-    CHECK_LE(length + size_t{1}, bytes.size());
-    each(bytes[0], bytes.substr(5, length - 4), bytes.substr(0, length + 1));
-    bytes.remove_prefix(length + 1);
-  }
-  CHECK(bytes.empty()) << "a batch holds whole messages only";
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- batches
@@ -409,12 +393,18 @@ void Unit::Impl::Dispatch(Instant now) {
     }
     if (!inflight_.empty() && inflight_.front().node != *node) return;  // one node at a time
     ServerSlot* slot = SlotFor(*node);
+    if (slot == nullptr && inflight_.empty() && AnswerParsesWithoutServer(batch)) {
+      queue_.pop_front();
+      continue;
+    }
     if (slot == nullptr) {
       if (!checkout_node_) StartCheckout(*node);
       return;
     }
     const ServerSession::State state = slot->session->state();
     if (state != ServerSession::State::kReady && state != ServerSession::State::kQuery) return;
+    // Reset for the pool, but a cancel may still hit it: it goes back once that is over.
+    if (slot->release_waits_for_cancel) return;
     if (state == ServerSession::State::kReady && MaybeReplay(*slot)) {
       FlushServers();
       return;
@@ -423,6 +413,7 @@ void Unit::Impl::Dispatch(Instant now) {
     queue_.pop_front();
     SendBatch(now, *slot, std::move(taken));
   }
+  MaybeReleaseIdle(now);
 }
 
 void Unit::Impl::SendBatch(Instant now, ServerSlot& slot, Batch batch) {

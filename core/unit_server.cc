@@ -236,6 +236,7 @@ void Unit::Impl::WelcomeClient(Instant now, const ServerSlot& slot) {
   cancel_key_registered_ = true;
   if (draining_) return MaybeFinishDrain(now);
   PumpClient(now);
+  MaybeReleaseIdle(now);
 }
 
 // ---------------------------------------------------------------- replay
@@ -260,12 +261,33 @@ bool Unit::Impl::MaybeReplay(ServerSlot& slot) {
     messages += pg::Query{plan.QueryText()}.Encode();
     ++ready_count;
   }
+  slot.replay_groups.clear();
+  slot.replay_ready_seen = 0;
+  slot.replay_refused.clear();
+  if (!plan.statements.empty()) slot.replay_groups.emplace_back();
   if (!plan.parses.empty()) {
+    bool group_open = false;
     for (const ParseRequest& parse : plan.parses) {
+      const bool unconfirmed = unconfirmed_parses_.contains(parse.name);
+      if (unconfirmed && group_open) {
+        messages += pg::Sync{}.Encode();
+        ++ready_count;
+        group_open = false;
+      }
       messages += pg::Parse{parse.name, parse.query, parse.param_oids}.Encode();
+      if (unconfirmed) {
+        messages += pg::Sync{}.Encode();
+        ++ready_count;
+        slot.replay_groups.push_back(parse.name);
+      } else if (!group_open) {
+        slot.replay_groups.emplace_back();
+        group_open = true;
+      }
     }
-    messages += pg::Sync{}.Encode();
-    ++ready_count;
+    if (group_open) {
+      messages += pg::Sync{}.Encode();
+      ++ready_count;
+    }
   }
   slot.replaying = std::move(plan.after);
   slot.session->BeginReplay(std::move(messages), ready_count);
@@ -281,12 +303,15 @@ void Unit::Impl::PumpServerReplay(Instant now, ServerSlot& slot) {
     }
     if (!frame->has_value()) return;
     TraceFromServer(slot, **frame);
+    if ((**frame).type == 'E' && ForgiveReplayError(slot)) continue;
+    if ((**frame).type == 'Z') ++slot.replay_ready_seen;
     switch (server.HandleReplayFrame(**frame)) {
       case ServerSession::ReplayStep::kContinue:
         break;
       case ServerSession::ReplayStep::kDone:
         slot.applied = std::move(*slot.replaying);
         slot.replaying.reset();
+        ConfirmReplayedParses(slot);
         Dispatch(now);
         return;
       case ServerSession::ReplayStep::kFailed:
@@ -299,6 +324,8 @@ void Unit::Impl::PumpServerReplay(Instant now, ServerSlot& slot) {
 
 void Unit::Impl::PumpServerSession(Instant now, ServerSlot& slot) {
   ServerSession& server = *slot.session;
+  // Kept apart from the slot: FinishBatch and RetryOnPrimary may free it.
+  const NodeId node = slot.node;
   while (!slot.read_paused && (server.state() == ServerSession::State::kReady ||
                                server.state() == ServerSession::State::kQuery)) {
     auto frame = server.reader().Next();
@@ -345,7 +372,7 @@ void Unit::Impl::PumpServerSession(Instant now, ServerSlot& slot) {
     if (sent.refused_by_replica) {
       if (message.type == 'Z') {
         RetryOnPrimary(now);
-        if (SlotFor(slot.node) != &slot) return;
+        if (SlotFor(node) != &slot) return;
       }
       continue;
     }
@@ -364,7 +391,7 @@ void Unit::Impl::PumpServerSession(Instant now, ServerSlot& slot) {
       FinishBatch(now, ready.ok() ? ready->status : 'I');
       if (draining_) return MaybeFinishDrain(now);
       // FinishBatch may have dispatched and changed the slots.
-      if (SlotFor(slot.node) != &slot) return;
+      if (SlotFor(node) != &slot) return;
     }
     if (ClientPending() + client_.output().size() > config_.client_output_high_bytes &&
         !IsMutant(config_.mutants, Mutant::kIgnoreWatermark)) {
@@ -377,6 +404,8 @@ void Unit::Impl::PumpServerSession(Instant now, ServerSlot& slot) {
 // ---------------------------------------------------------------- reset and release
 
 void Unit::Impl::ResetSlot(Instant now, ServerSlot& slot) {
+  // Reset already, and waiting for a cancel to end before it goes back to the pool.
+  if (slot.release_waits_for_cancel) return;
   ServerSession& server = *slot.session;
   switch (server.state()) {
     case ServerSession::State::kReady:
@@ -406,12 +435,12 @@ void Unit::Impl::PumpServerReset(Instant now, ServerSlot& slot) {
   ServerSession& server = *slot.session;
   if (slot.release_waits_for_cancel) {
     // Reset already; an idle backend says nothing, so any byte now is one we do not understand.
-    if (!server.reader().Unconsumed().empty()) DropSlot(slot, /*already_closed=*/false);
+    if (!server.reader().Unconsumed().empty()) DropResettingSlot(now, slot);
     return;
   }
   while (server.state() == ServerSession::State::kReset) {
     auto frame = server.reader().Next();
-    if (!frame.ok()) return DropSlot(slot, false);
+    if (!frame.ok()) return DropResettingSlot(now, slot);
     if (!frame->has_value()) return;
     switch (server.HandleResetFrame(**frame)) {
       case ServerSession::ResetStep::kContinue:
@@ -419,7 +448,7 @@ void Unit::Impl::PumpServerReset(Instant now, ServerSlot& slot) {
       case ServerSession::ResetStep::kDone:
         return FinishReset(now, slot);
       case ServerSession::ResetStep::kFailed:
-        return DropSlot(slot, /*already_closed=*/false);
+        return DropResettingSlot(now, slot);
     }
   }
 }
@@ -428,7 +457,7 @@ void Unit::Impl::FinishReset(Instant now, ServerSlot& slot) {
   slot.reset_deadline.reset();
   if (!slot.session->reader().Unconsumed().empty()) {
     // Bytes after the final ReadyForQuery: the connection is not in a state we understand.
-    return DropSlot(slot, false);
+    return DropResettingSlot(now, slot);
   }
   if (!cancels_.empty()) {
     slot.release_waits_for_cancel = true;
@@ -437,6 +466,8 @@ void Unit::Impl::FinishReset(Instant now, ServerSlot& slot) {
   slot.release_waits_for_cancel = false;
   Request(ReleaseRequest{slot.session->ToPooled(now)});
   std::erase_if(slots_, [&](const auto& s) { return s.get() == &slot; });
+  // Transaction pooling: the client's next batch may have waited for this reset.
+  if (client_open_ && welcomed_) Dispatch(now);
 }
 
 void Unit::Impl::AfterCancelEnded(Instant now, bool cancel_fate_unknown) {
@@ -454,6 +485,8 @@ void Unit::Impl::AfterCancelEnded(Instant now, bool cancel_fate_unknown) {
       FinishReset(now, *slot);
     }
   }
+  // Transaction pooling: the client's next batch may have waited for a connection given up here.
+  if (!waiting.empty() && client_open_ && welcomed_ && !draining_) Dispatch(now);
 }
 
 void Unit::Impl::StartCancel(Instant now, const ServerSession& server) {
@@ -469,6 +502,12 @@ void Unit::Impl::DropSlot(ServerSlot& slot, bool already_closed) {
   if (!already_closed) Emit(Close{slot.session->conn(), "server connection given up"});
   Request(ForgetRequest{slot.session->key(), slot.session->conn()});
   std::erase_if(slots_, [&](const auto& s) { return s.get() == &slot; });
+}
+
+void Unit::Impl::DropResettingSlot(Instant now, ServerSlot& slot) {
+  DropSlot(slot, /*already_closed=*/false);
+  // Transaction pooling: the client's next batch may wait for this connection to leave.
+  if (client_open_ && welcomed_ && !draining_) Dispatch(now);
 }
 
 void Unit::Impl::SlotLost(Instant now, ServerSlot& slot, std::string_view why,

@@ -363,14 +363,16 @@ proxy_stop() {
   PROXY_PID=""
 }
 
-# The PgBouncer stand-in: session pooling, same auth settings, runs as postgres (it refuses
-# root). setpriv execs in place, so $! is PgBouncer's own pid (bench.sh reads its CPU time).
+# The PgBouncer stand-in: session pooling unless --pool-mode says otherwise, same auth
+# settings, runs as postgres (it refuses root). setpriv execs in place, so $! is PgBouncer's own pid (bench.sh reads its CPU time).
 pgbouncer_start() {
   local primary_port=$1 log=$2
   shift 2
-  local auth_type=trust users_file="" login_timeout=60
+  local auth_type=trust users_file="" login_timeout=60 pool_mode=session pool_size=100
   while (($#)); do
     case $1 in
+      --pool-mode) pool_mode=$2; shift 2 ;;
+      --pool-size) pool_size=$2; shift 2 ;;
       --auth-type) auth_type=$2; shift 2 ;;
       --users | --users-file) users_file=$2; shift 2 ;;
       --auth-timeout-ms) login_timeout=$(((($2) + 999) / 1000)); shift 2 ;;
@@ -398,9 +400,9 @@ listen_port = $PROXY_PORT
 unix_socket_dir =
 auth_type = $auth_type
 auth_file = $dir/userlist.txt
-pool_mode = session
+pool_mode = $pool_mode
 max_client_conn = 500
-default_pool_size = 100
+default_pool_size = $pool_size
 max_db_connections = 0
 client_login_timeout = $login_timeout
 server_reset_query = DISCARD ALL

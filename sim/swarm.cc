@@ -30,10 +30,11 @@ ProxyConfig SimProxyConfig() {
 
 std::string DescribeProxy(const ProxyConfig& p) {
   return absl::StrFormat(
-      "pool_size=%d max_server_connections=%d max_clients=%d auth_timeout_ms=%d "
+      "pool_mode=%s pool_size=%d max_server_connections=%d max_clients=%d auth_timeout_ms=%d "
       "connect_timeout_ms=%d checkout_timeout_ms=%d server_idle_timeout_ms=%d "
       "client_output_high_bytes=%d client_output_low_bytes=%d",
-      p.pool_size, p.max_server_connections, p.max_clients, p.auth_timeout_ms, p.connect_timeout_ms,
+      p.pool_mode == PoolMode::kTransaction ? "transaction" : "session", p.pool_size,
+      p.max_server_connections, p.max_clients, p.auth_timeout_ms, p.connect_timeout_ms,
       p.checkout_timeout_ms, p.server_idle_timeout_ms, p.client_output_high_bytes,
       p.client_output_low_bytes);
 }
@@ -234,6 +235,10 @@ RunOptions DeriveRunOptions(uint64_t seed, bool swarm) {
   // Drawn last, so the draws above give what they gave before there were replicas.
   SwarmCluster(d, o.cluster);
   WireCluster(o.cluster, o.proxy);
+  // Last again: transaction pooling moves every client between server connections all the
+  // time, so every oracle on session state runs against the replay machinery.
+  o.proxy.pool_mode =
+      d.Chance(1, 3, "swarm.pool_mode") ? PoolMode::kTransaction : PoolMode::kSession;
   return o;
 }
 

@@ -618,6 +618,15 @@ void SessionHistory::ErasePrepared(std::string_view name) {
   ++version_;
 }
 
+void SessionHistory::ForgetPrepared(std::string_view name, AppliedState* server) {
+  const bool was_current = server->version_ == version_;
+  ErasePrepared(name);
+  if (auto it = server->prepared_.find(name); it != server->prepared_.end()) {
+    server->prepared_.erase(it);
+  }
+  if (was_current) server->version_ = version_;
+}
+
 void SessionHistory::ClearPrepared() {
   while (!prepared_.empty()) ErasePrepared(prepared_.begin()->first);
 }

@@ -179,6 +179,10 @@ class SessionHistory {
   // (having been brought up to date by Plan before it did): it now holds the committed state.
   void MarkApplied(AppliedState* server) const;
 
+  // A prepared statement the proxy acknowledged without a server (transaction pooling) that a
+  // server then refused to parse: it never existed. Erased from the committed state and from
+  // `server` (the connection that refused it).
+  void ForgetPrepared(std::string_view name, AppliedState* server);
   void CheckInvariants() const;
 
  private:
