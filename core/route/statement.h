@@ -28,24 +28,24 @@ enum class TxnControl : uint8_t {
 // A change to the replayable session state, or a reason the session cannot be replayed.
 struct SessionEffect {
   enum class Kind : uint8_t {
-    kSet,              // SET [SESSION] name = value; set_config(name, value, false)
-    kReset,            // RESET name
-    kResetAll,         // RESET ALL
-    kDiscardAll,       // DISCARD ALL
-    kDiscardPlans,     // DISCARD PLANS
-    kDiscardTemp,      // DISCARD TEMP
-    kDiscardSequences, // DISCARD SEQUENCES
-    kPrepare,          // PREPARE name [(types)] AS ...: `name`, and `text` is the whole statement
-    kDeallocate,       // DEALLOCATE [PREPARE] name
-    kDeallocateAll,    // DEALLOCATE [PREPARE] ALL
-    kListen,           // LISTEN channel (`name`)
-    kUnlisten,         // UNLISTEN channel
-    kUnlistenAll,      // UNLISTEN *
+    kSet,               // SET [SESSION] name = value; set_config(name, value, false)
+    kReset,             // RESET name
+    kResetAll,          // RESET ALL
+    kDiscardAll,        // DISCARD ALL
+    kDiscardPlans,      // DISCARD PLANS
+    kDiscardTemp,       // DISCARD TEMP
+    kDiscardSequences,  // DISCARD SEQUENCES
+    kPrepare,           // PREPARE name [(types)] AS ...: `name`, and `text` is the whole statement
+    kDeallocate,        // DEALLOCATE [PREPARE] name
+    kDeallocateAll,     // DEALLOCATE [PREPARE] ALL
+    kListen,            // LISTEN channel (`name`)
+    kUnlisten,          // UNLISTEN channel
+    kUnlistenAll,       // UNLISTEN *
     // State that cannot be replayed: the client is pinned to the server connection holding it.
-    kPinTempTable,           // CREATE TEMP TABLE/VIEW/SEQUENCE, or CREATE TABLE pg_temp.x
-    kPinAdvisoryLock,        // pg_advisory_lock / pg_try_advisory_lock (session-level, any arity)
-    kPinWithHoldCursor,      // DECLARE ... WITH HOLD
-    kPinSessionAuthorization // SET SESSION AUTHORIZATION (RESET SESSION AUTHORIZATION too)
+    kPinTempTable,            // CREATE TEMP TABLE/VIEW/SEQUENCE, or CREATE TABLE pg_temp.x
+    kPinAdvisoryLock,         // pg_advisory_lock / pg_try_advisory_lock (session-level, any arity)
+    kPinWithHoldCursor,       // DECLARE ... WITH HOLD
+    kPinSessionAuthorization  // SET SESSION AUTHORIZATION (RESET SESSION AUTHORIZATION too)
   };
   Kind kind = Kind::kSet;
   // kSet/kReset: the parameter name, lower-cased (quoted identifiers kept as written).

@@ -5,7 +5,16 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../../scripts/pgcluster.sh"
+
+# What a killed script leaves behind (its owner gone, a server that died with it and left a
+# stale postmaster.pid) must be reaped by the next script, not make it fail.
+stale=$(mktemp -d "${TMPDIR:-/tmp}/switchyard.XXXXXX")
+bash -c 'echo $$' >"$stale/owner.pid"
+mkdir -p "$stale/primary/data"
+echo 999999999 >"$stale/primary/data/postmaster.pid"
+chown -R "$PGC_USER:" "$stale"
 pgc_init
+[[ ! -e $stale ]] || pgc_die "the stale temp root $stale was not reaped"
 
 start_ms=$(($(date +%s%N) / 1000000))
 primary_port=$(free_port)
