@@ -592,7 +592,17 @@ class MemoryOracle final : public Oracle {
   void OnNodeQuery(const NodeQuery& q) override {
     std::optional<RouteTag> tag = ParseRouteTag(q.sql);
     if (!tag) return;
-    auto it = paused_.find(ClientInfo{tag->client, tag->session}.Key());
+    const uint64_t key = ClientInfo{tag->client, tag->session}.Key();
+    // In transaction pooling a paused client's connection goes on to serve others: what it
+    // sends from then on is theirs, not this client's.
+    const NodePeer* node = world_.cluster->nodes[q.node];
+    for (auto& [client, paused] : paused_) {
+      if (client != key && paused.measured && !paused.until && paused.peer == node &&
+          paused.session == q.session) {
+        paused.until = node->BytesWrittenBySession(q.session).value_or(paused.before);
+      }
+    }
+    auto it = paused_.find(key);
     if (it == paused_.end() || it->second.measured) return;
     const NodePeer& peer = *world_.cluster->nodes[q.node];
     it->second = Paused{.measured = true,
@@ -607,7 +617,8 @@ class MemoryOracle final : public Oracle {
     const Paused paused = it->second;
     paused_.erase(it);
     if (!paused.measured) return;
-    std::optional<uint64_t> after = paused.peer != nullptr
+    std::optional<uint64_t> after = paused.until ? paused.until
+                                    : paused.peer != nullptr
                                         ? paused.peer->BytesWrittenBySession(paused.session)
                                         : world_.primary->BytesWrittenByPid(pid);
     if (!after || *after < paused.before) return;
@@ -630,6 +641,8 @@ class MemoryOracle final : public Oracle {
     const NodePeer* peer = nullptr;  // null: by pid on the primary
     uint64_t session = 0;
     uint64_t before = 0;  // what the server had sent on the connection
+    // What it had sent when it began to serve another client (transaction pooling).
+    std::optional<uint64_t> until;
   };
   std::map<uint64_t, Paused> paused_;  // by client
 };
