@@ -22,15 +22,10 @@ else
 fi
 
 say "1. a throwaway PostgreSQL 15 primary, two streaming replicas, and $name in front"
-primary_port=$(free_port)
-replica1_port=$(free_port)
-replica2_port=$(free_port)
-pg_create_primary "$PGC_ROOT/primary" "$primary_port"
-pg_start "$PGC_ROOT/primary"
-pg_create_replica "$primary_port" "$PGC_ROOT/replica1" "$replica1_port"
-pg_create_replica "$primary_port" "$PGC_ROOT/replica2" "$replica2_port"
-pg_start "$PGC_ROOT/replica1"
-pg_start "$PGC_ROOT/replica2"
+pg_start_replicated "$PGC_ROOT/primary" "$PGC_ROOT/replica" 2
+primary_port=$PGC_PRIMARY_PORT
+replica1_port=${PGC_REPLICA_PORTS[0]}
+replica2_port=${PGC_REPLICA_PORTS[1]}
 flags=(--auth-type trust --workers 2)
 case $binary in
   direct | pgbouncer) ;;

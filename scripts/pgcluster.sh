@@ -294,6 +294,47 @@ pg_create_replica() {
   pgc_write_settings "$dir" "$port"
 }
 
+# pg_start_replicated PRIMARY_DIR REPLICA_PREFIX COUNT: a started primary in PRIMARY_DIR and COUNT
+# started streaming replicas of it in REPLICA_PREFIX1, REPLICA_PREFIX2, ... Sets PGC_PRIMARY_PORT
+# and the array PGC_REPLICA_PORTS.
+pg_start_replicated() {
+  local primary_dir=$1 prefix=$2 count=$3 i
+  PGC_PRIMARY_PORT=$(free_port)
+  PGC_REPLICA_PORTS=()
+  pg_create_primary "$primary_dir" "$PGC_PRIMARY_PORT"
+  pg_start "$primary_dir"
+  for ((i = 1; i <= count; i++)); do
+    PGC_REPLICA_PORTS+=("$(free_port)")
+    pg_create_replica "$PGC_PRIMARY_PORT" "$prefix$i" "${PGC_REPLICA_PORTS[i - 1]}"
+  done
+  for ((i = 1; i <= count; i++)); do
+    pg_start "$prefix$i"
+  done
+}
+
+# pgc_fail MESSAGE: a test's failure, with the end of the proxy's log for the post-mortem.
+pgc_fail() {
+  echo "FAIL: $*" >&2
+  [[ -n $PROXY_LOG && -f $PROXY_LOG ]] && tail -n 40 "$PROXY_LOG" >&2
+  exit 1
+}
+
+# pgc_check_pgbench NAME OUTPUT-FILE EXIT-STATUS: fails the test unless that pgbench run exited
+# 0 with no failed transaction and no aborted client.
+pgc_check_pgbench() {
+  local name=$1 out=$2 status=$3
+  if ((status != 0)); then
+    cat "$out" >&2
+    pgc_fail "pgbench ($name) exited with an error (an aborted client)"
+  fi
+  grep -q 'number of failed transactions: 0 ' "$out" ||
+    { cat "$out" >&2; pgc_fail "pgbench ($name) reports failed transactions"; }
+  if grep -q 'aborted' "$out"; then
+    cat "$out" >&2
+    pgc_fail "pgbench ($name) reports an aborted client"
+  fi
+}
+
 # psql_at PORT [psql args...]: psql as postgres on 127.0.0.1:PORT, quiet, stop on error.
 psql_at() {
   local port=$1

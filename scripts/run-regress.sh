@@ -143,15 +143,10 @@ pgc_log "cluster A :$port_a (direct), cluster B :$port_b behind $(basename "$bin
 routed=0
 if [[ ${REGRESS_ROUTED:-0} == 1 && $binary != direct && $binary != pgbouncer ]]; then
   routed=1
-  port_c=$(free_port)
-  port_c1=$(free_port)
-  port_c2=$(free_port)
-  pg_create_primary "$PGC_ROOT/c" "$port_c"
-  pg_start "$PGC_ROOT/c"
-  pg_create_replica "$port_c" "$PGC_ROOT/c1" "$port_c1"
-  pg_create_replica "$port_c" "$PGC_ROOT/c2" "$port_c2"
-  pg_start "$PGC_ROOT/c1"
-  pg_start "$PGC_ROOT/c2"
+  pg_start_replicated "$PGC_ROOT/c" "$PGC_ROOT/c" 2
+  port_c=$PGC_PRIMARY_PORT
+  port_c1=${PGC_REPLICA_PORTS[0]}
+  port_c2=${PGC_REPLICA_PORTS[1]}
   first_proxy_port=$PROXY_PORT first_proxy_pid=$PROXY_PID
   proxy_start "$binary" "$port_c" "$out/proxy-routed.log" "${proxy_flags[@]}" \
     --replica "127.0.0.1:$port_c1" --replica "127.0.0.1:$port_c2" --health-user postgres \

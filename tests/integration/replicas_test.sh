@@ -18,29 +18,18 @@ seconds=${REPLICAS_TEST_SECONDS:-10}
 clients=8
 
 pgc_init
-primary_port=$(free_port)
-replica1_port=$(free_port)
-replica2_port=$(free_port)
-pg_create_primary "$PGC_ROOT/primary" "$primary_port"
-pg_start "$PGC_ROOT/primary"
-pg_create_replica "$primary_port" "$PGC_ROOT/replica1" "$replica1_port"
-pg_create_replica "$primary_port" "$PGC_ROOT/replica2" "$replica2_port"
-pg_start "$PGC_ROOT/replica1"
-pg_start "$PGC_ROOT/replica2"
+pg_start_replicated "$PGC_ROOT/primary" "$PGC_ROOT/replica" 2
+primary_port=$PGC_PRIMARY_PORT
+replica1_port=${PGC_REPLICA_PORTS[0]}
+replica2_port=${PGC_REPLICA_PORTS[1]}
 
 proxy_start "$binary" "$primary_port" "$PGC_ROOT/proxy.log" --auth-type trust --workers 2 \
   --replica "127.0.0.1:$replica1_port" --replica "127.0.0.1:$replica2_port" \
   --health-user postgres --health-check-interval-ms 200 --health-check-timeout-ms 1000
 pgc_log "switchyard on $PROXY_PORT: primary $primary_port, replicas $replica1_port $replica2_port"
 
-fail() {
-  echo "FAIL: $*" >&2
-  tail -n 40 "$PROXY_LOG" >&2
-  exit 1
-}
-
 "$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$PROXY_PORT" -U postgres -i -s 2 -q postgres \
-  >"$PGC_ROOT/init.txt" 2>&1 || { cat "$PGC_ROOT/init.txt"; fail "pgbench -i through switchyard"; }
+  >"$PGC_ROOT/init.txt" 2>&1 || { cat "$PGC_ROOT/init.txt"; pgc_fail "pgbench -i through switchyard"; }
 # Let both replicas replay the initialisation before counting.
 target=$(sql_value "$primary_port" "SELECT pg_current_wal_insert_lsn()")
 for port in "$replica1_port" "$replica2_port"; do
@@ -57,15 +46,10 @@ commits() {
 # run_pgbench NAME: select-only, extended protocol; fails the test on any failed transaction or
 # aborted client.
 run_pgbench() {
-  local out=$PGC_ROOT/pgbench-$1.txt
-  if ! "$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$PROXY_PORT" -U postgres -n -S -M extended \
-    -c "$clients" -j 2 -T "$seconds" postgres >"$out" 2>&1; then
-    cat "$out" >&2
-    fail "pgbench ($1) exited with an error (an aborted client)"
-  fi
-  grep -q 'number of failed transactions: 0 ' "$out" ||
-    { cat "$out" >&2; fail "pgbench ($1) reports failed transactions"; }
-  grep -q 'aborted' "$out" && { cat "$out" >&2; fail "pgbench ($1) reports an aborted client"; }
+  local out=$PGC_ROOT/pgbench-$1.txt status=0
+  "$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$PROXY_PORT" -U postgres -n -S -M extended \
+    -c "$clients" -j 2 -T "$seconds" postgres >"$out" 2>&1 || status=$?
+  pgc_check_pgbench "$1" "$out" "$status"
   sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out"
 }
 
@@ -84,8 +68,8 @@ on_replicas=$((r11 - r10 + r21 - r20))
 share=$((100 * on_replicas / (on_primary + on_replicas)))
 pgc_log "healthy: $done_healthy transactions; commits primary=$on_primary" \
   "replica1=$((r11 - r10)) replica2=$((r21 - r20)); replicas' share ${share}%"
-((share >= 90)) || fail "only ${share}% of the select-only commits ran on replicas (want >= 90%)"
-((r11 - r10 > 0 && r21 - r20 > 0)) || fail "the reads were not balanced over both replicas"
+((share >= 90)) || pgc_fail "only ${share}% of the select-only commits ran on replicas (want >= 90%)"
+((r11 - r10 > 0 && r21 - r20 > 0)) || pgc_fail "the reads were not balanced over both replicas"
 
 # 2. A replica SIGKILLed at second 3.
 replica1_pid=$(head -n 1 "$PGC_ROOT/replica1/data/postmaster.pid")
@@ -93,9 +77,9 @@ replica1_pid=$(head -n 1 "$PGC_ROOT/replica1/data/postmaster.pid")
 killer=$!
 done_kill=$(run_pgbench replica-killed)
 wait "$killer" || true
-kill -0 "$replica1_pid" 2>/dev/null && fail "replica1 was not killed"
+kill -0 "$replica1_pid" 2>/dev/null && pgc_fail "replica1 was not killed"
 pgc_log "replica1 SIGKILLed at second 3: $done_kill transactions, none failed"
-proxy_alive || fail "switchyard died"
+proxy_alive || pgc_fail "switchyard died"
 grep -q 'event=' "$PROXY_LOG" || true
 
 # 3. Promotion. An idle client holds a session with a SET.
@@ -110,7 +94,7 @@ exec 7>"$session_in"
 echo "SET application_name = 'kept_across_failover';" >&7
 echo "SELECT 'before', current_setting('application_name');" >&7
 for ((i = 0; i < 50; i++)); do grep -q '^before|' "$session_out" && break; sleep 0.1; done
-grep -q '^before|kept_across_failover$' "$session_out" || { cat "$session_out"; fail "SET"; }
+grep -q '^before|kept_across_failover$' "$session_out" || { cat "$session_out"; pgc_fail "SET"; }
 
 psql_at "$PROXY_PORT" -c "CREATE TABLE failover_marks (id int primary key, what text)"
 psql_at "$PROXY_PORT" -c "INSERT INTO failover_marks VALUES (1, 'before promotion')"
@@ -131,16 +115,16 @@ for ((i = 0; i < 100; i++)); do
   fi
   sleep 0.1
 done
-[[ -n $written ]] || fail "no write succeeded through switchyard within 10 s of the promotion"
+[[ -n $written ]] || pgc_fail "no write succeeded through switchyard within 10 s of the promotion"
 after=$(awk -v a="$promoted_at" -v b="$written" 'BEGIN { printf "%.1f", b - a }')
 pgc_log "writes succeed again ${after} s after the promotion"
 [[ $(sql_value "$replica2_port" "SELECT what FROM failover_marks WHERE id = 2") == \
-  "after promotion" ]] || fail "the write did not land on the promoted replica"
+  "after promotion" ]] || pgc_fail "the write did not land on the promoted replica"
 
 echo "SELECT 'after', current_setting('application_name');" >&7
 for ((i = 0; i < 100; i++)); do grep -q '^after|' "$session_out" && break; sleep 0.1; done
 grep -q '^after|kept_across_failover$' "$session_out" ||
-  { cat "$session_out" >&2; fail "the idle session lost its SET across the failover"; }
+  { cat "$session_out" >&2; pgc_fail "the idle session lost its SET across the failover"; }
 pgc_log "the idle session kept its SET across the failover"
 
 # 4. The old primary comes back on the old timeline: fenced.
@@ -148,9 +132,9 @@ pg_start "$PGC_ROOT/primary"
 sleep 1  # a few health polls
 psql_at "$PROXY_PORT" -c "INSERT INTO failover_marks VALUES (3, 'after the old primary returned')"
 [[ $(sql_value "$primary_port" "SELECT count(*) FROM failover_marks WHERE id = 3") == 0 ]] ||
-  fail "a write went to the fenced old primary"
+  pgc_fail "a write went to the fenced old primary"
 [[ $(sql_value "$replica2_port" "SELECT count(*) FROM failover_marks WHERE id = 3") == 1 ]] ||
-  fail "the write after the old primary returned did not reach the new primary"
+  pgc_fail "the write after the old primary returned did not reach the new primary"
 pgc_log "the restarted old primary is fenced: it got none of the new writes"
 
 echo '\q' >&7

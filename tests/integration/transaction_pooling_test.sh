@@ -22,14 +22,8 @@ proxy_start "$binary" "$primary_port" "$PGC_ROOT/proxy.log" --auth-type trust --
   --pool-mode transaction --pool-size "$pool_size"
 pgc_log "switchyard on $PROXY_PORT in transaction pooling, pool size $pool_size"
 
-fail() {
-  echo "FAIL: $*" >&2
-  tail -n 40 "$PROXY_LOG" >&2
-  exit 1
-}
-
 "$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$PROXY_PORT" -U postgres -i -s 2 -q postgres \
-  >"$PGC_ROOT/init.txt" 2>&1 || { cat "$PGC_ROOT/init.txt"; fail "pgbench -i through switchyard"; }
+  >"$PGC_ROOT/init.txt" 2>&1 || { cat "$PGC_ROOT/init.txt"; pgc_fail "pgbench -i through switchyard"; }
 
 # The server connections switchyard holds (every client backend but the sampler's own).
 server_connections() {
@@ -39,7 +33,7 @@ server_connections() {
 
 # run_pgbench NAME PGBENCH-FLAGS...: 32 clients, prepared statements.
 run_pgbench() {
-  local name=$1 out=$PGC_ROOT/pgbench-$1.txt most=0 now
+  local name=$1 out=$PGC_ROOT/pgbench-$1.txt most=0 now status=0
   shift
   "$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$PROXY_PORT" -U postgres -n -M prepared -c 32 -j 2 \
     -T "$seconds" "$@" postgres >"$out" 2>&1 &
@@ -49,11 +43,9 @@ run_pgbench() {
     ((now > most)) && most=$now
     sleep 0.5
   done
-  wait "$bench" || { cat "$out" >&2; fail "pgbench ($name) exited with an error (an aborted client)"; }
-  grep -q 'number of failed transactions: 0 ' "$out" ||
-    { cat "$out" >&2; fail "pgbench ($name) reports failed transactions"; }
-  grep -q 'aborted' "$out" && { cat "$out" >&2; fail "pgbench ($name) reports an aborted client"; }
-  ((most <= pool_size)) || fail "pgbench ($name): $most server connections, pool size $pool_size"
+  wait "$bench" || status=$?
+  pgc_check_pgbench "$name" "$out" "$status"
+  ((most <= pool_size)) || pgc_fail "pgbench ($name): $most server connections, pool size $pool_size"
   pgc_log "pgbench -M prepared -c 32 $* ($name): $(grep -E '^number of transactions actually' "$out" |
     sed 's/.*: //'); tps $(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$out"); failed 0;" \
     "at most $most server connections"
@@ -61,8 +53,8 @@ run_pgbench() {
 
 run_pgbench tpcb-like
 run_pgbench select-only -S
-proxy_alive || fail "switchyard died"
+proxy_alive || pgc_fail "switchyard died"
 
 PROXY_PORT=$PROXY_PORT POOL_SIZE=$pool_size python3 "$here/transaction_pooling.py" ||
-  fail "transaction_pooling.py"
+  pgc_fail "transaction_pooling.py"
 echo "transaction pooling: ok"
