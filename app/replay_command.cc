@@ -12,18 +12,75 @@
 #include "absl/strings/str_format.h"
 #include "replay/real_target.h"
 #include "replay/report.h"
+#include "replay/sim_target.h"
 #include "replay/trace_files.h"
 
 namespace switchyard::app {
 namespace {
 
 constexpr int kExitFindings = 1;
+constexpr std::string_view kSimTarget = "sim";
 constexpr int kExitBadOptions = 2;
 constexpr int kExitUnreadable = 3;
 
 int BadOption(const std::string& message) {
   std::fprintf(stderr, "switchyard replay: %s\n", message.c_str());
   return kExitBadOptions;
+}
+
+// The options of `--target sim` (kept here rather than in ReplayCommand: only this file reads
+// them, and there is one command line per process).
+struct SimOptions {
+  CLI::Option* seed_option = nullptr;
+  uint64_t seed = 1;
+  std::string seeds;  // "A..B"
+  bool swarm = false;
+};
+
+SimOptions& Sim() {
+  static SimOptions options;
+  return options;
+}
+
+// --seed N or --seeds A..B (both ends included); seed 1 when neither is given.
+bool ParseSeeds(std::string& error, uint64_t* first, uint64_t* last) {
+  const SimOptions& sim = Sim();
+  if (sim.seeds.empty()) {
+    *first = *last = sim.seed;
+    return true;
+  }
+  if (sim.seed_option != nullptr && sim.seed_option->count() > 0) {
+    error = "give --seed or --seeds, not both";
+    return false;
+  }
+  const size_t dots = sim.seeds.find("..");
+  if (dots == std::string::npos || !absl::SimpleAtoi(sim.seeds.substr(0, dots), first) ||
+      !absl::SimpleAtoi(sim.seeds.substr(dots + 2), last) || *first > *last) {
+    error = absl::StrFormat("--seeds wants A..B with A <= B (both included), got '%s'", sim.seeds);
+    return false;
+  }
+  return true;
+}
+
+int RunOnSimulator(const ReplayCommand& replay, const replay::PacingOptions& pacing) {
+  if (!replay.report_html.empty()) return BadOption("--report is not available with --target sim");
+  if (!replay.password_file.empty()) {
+    return BadOption("--password-file is not needed with --target sim (the proxy trusts)");
+  }
+  SimReplayCommand command;
+  std::string error;
+  if (!ParseSeeds(error, &command.seed_first, &command.seed_last)) return BadOption(error);
+  command.traces = replay.traces;
+  command.swarm = Sim().swarm;
+  command.speed = pacing.speed;
+  command.no_waiting = pacing.no_waiting;
+  command.skip_idle = pacing.skip_idle;
+  command.from_us = pacing.from_us;
+  command.to_us = pacing.to_us;
+  command.stall_timeout_ms = replay.stall_timeout_ms;
+  command.user = replay.user;
+  command.database = replay.database;
+  return RunSimReplayCommand(command);
 }
 
 // --speed X (> 0) or --speed max.
@@ -103,8 +160,19 @@ void AddReplayCommand(CLI::App& app, ReplayCommand& replay) {
       "with the captured ones.");
   CLI::App& command = *replay.command;
   command.add_option("traces", replay.traces, "trace files of one capture, in order")->required();
-  command.add_option("--target", replay.target, "HOST:PORT of the server to replay against")
+  command
+      .add_option("--target", replay.target,
+                  "HOST:PORT of the server to replay against, or `sim`: the real core on the "
+                  "simulated network, against servers that answer from the capture, with faults")
       ->required();
+  SimOptions& sim = Sim();
+  sim.seed_option = command.add_option(
+      "--seed", sim.seed, "with --target sim: the seed of the simulated run (default 1)");
+  command.add_option("--seeds", sim.seeds,
+                     "with --target sim: a range of seeds A..B, each a run of its own");
+  command.add_flag("--swarm", sim.swarm,
+                   "with --target sim: each seed turns fault kinds on or off, draws their rates "
+                   "and the proxy's options, as `switchyard sim --swarm` does");
   command.add_option("--user", replay.user, "log in as this user (default: each session's own)");
   command.add_option("--password-file", replay.password_file,
                      "file whose first line is the password (md5, SCRAM-SHA-256, password)");
@@ -130,12 +198,16 @@ void AddReplayCommand(CLI::App& app, ReplayCommand& replay) {
 }
 
 int RunReplay(const ReplayCommand& replay) {
-  if (replay.target == "sim") return BadOption("--target sim is not available in this build yet");
   std::string error;
   std::optional<replay::PacingOptions> pacing = ParsePacing(replay, error);
   if (!pacing.has_value()) return BadOption(error);
   if (replay.stall_timeout_ms <= 0) return BadOption("--stall-timeout must be positive");
   if (replay.sessions_max <= 0) return BadOption("--sessions-max must be positive");
+  if (replay.target == kSimTarget) return RunOnSimulator(replay, *pacing);
+  const SimOptions& sim = Sim();
+  if (!sim.seeds.empty() || sim.swarm || sim.seed_option->count() > 0) {
+    return BadOption("--seed, --seeds and --swarm need --target sim");
+  }
   replay::RealTargetOptions options;
   options.target = replay.target;
   options.pacing = *pacing;

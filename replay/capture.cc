@@ -174,6 +174,7 @@ void CaptureBuilder::AddAnswer(Building& building, const trace::Record& record, 
   }
   if (building.startup_answering) {
     if (type == 'E') building.session.login_failed = true;
+    if (type == 'S') building.session.login_parameter_messages.push_back(bytes);
     if (type == 'Z') building.startup_pending = building.startup_answering = false;
     return;
   }

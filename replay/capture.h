@@ -68,6 +68,9 @@ struct CapturedSession {
   // The captured login failed: there is nothing to replay.
   bool login_failed = false;
   std::optional<std::string> close_reason;
+  // The ParameterStatus messages of the captured login, as sent (--target sim's trace-backed
+  // servers log the proxy in with them).
+  std::vector<std::string> login_parameter_messages;
   std::string origin;  // "FILE record N", where the session began, for the report
 };
 

@@ -134,6 +134,12 @@ std::string ReplayReport::SummaryLine() const {
                          messages_, divergences_total_, errors(), stalls_total_);
 }
 
+uint64_t ReplayReport::fault_consequences() const {
+  uint64_t total = 0;
+  for (const auto& [what, count] : fault_consequences_) total += count;
+  return total;
+}
+
 std::string ReplayReport::Text() const {
   std::string out;
   for (const std::string& line : context_) out += line + "\n";
@@ -145,6 +151,12 @@ std::string ReplayReport::Text() const {
   out += absl::StrFormat("answer units compared: %u\n", units_compared_);
   for (const auto& [reason, count] : units_not_compared_) {
     out += absl::StrFormat("  not compared: %u (%s)\n", count, reason);
+  }
+  if (!fault_consequences_.empty()) {
+    out += absl::StrFormat("explained by injected faults: %u\n", fault_consequences());
+    for (const auto& [what, count] : fault_consequences_) {
+      out += absl::StrFormat("  %u %s\n", count, what);
+    }
   }
   out += absl::StrFormat("divergences: %u", divergences_total_);
   std::string kinds;

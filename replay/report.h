@@ -86,6 +86,10 @@ class ReplayReport {
   // `sqlstate`.
   void AddSessionFailure(SessionFailure failure, const std::string& sqlstate);
   void AddLatency(std::string_view statement, bool captured, int64_t us);
+  // Under fault injection (--target sim): an answer unit, or a session's end, that a lost server
+  // connection explains (08006/08007, then 25P02 until the transaction ends). Neither a
+  // divergence nor an error.
+  void AddFaultConsequence(const std::string& what) { ++fault_consequences_[what]; }
 
   uint64_t sessions() const { return sessions_; }
   uint64_t messages() const { return messages_; }
@@ -94,6 +98,7 @@ class ReplayReport {
   uint64_t errors() const;
   uint64_t stalls() const { return stalls_total_; }
   uint64_t units_compared() const { return units_compared_; }
+  uint64_t fault_consequences() const;
   const std::vector<std::string>& context() const { return context_; }
   const std::map<std::string, uint64_t>& skipped() const { return skipped_; }
   const std::map<std::string, uint64_t>& units_not_compared() const { return units_not_compared_; }
@@ -119,6 +124,7 @@ class ReplayReport {
   uint64_t messages_ = 0;
   uint64_t units_compared_ = 0;
   std::map<std::string, uint64_t> units_not_compared_;
+  std::map<std::string, uint64_t> fault_consequences_;
   uint64_t divergences_total_ = 0;
   std::array<uint64_t, kDivergenceKinds> by_kind_{};
   std::vector<DivergenceRecord> divergences_;

@@ -20,6 +20,20 @@ constexpr std::string_view kFailedTransaction =
 
 bool HasNul(std::string_view text) { return text.find('\0') != std::string_view::npos; }
 
+bool IsConnectionLoss(std::string_view sqlstate) {
+  return sqlstate == "08006" || sqlstate == "08007";
+}
+
+// Whether the captured unit holds an error with `sqlstate`.
+bool CapturedError(const AnswerUnit& unit, std::string_view sqlstate) {
+  for (const AnswerMessage& message : unit.messages) {
+    if (message.bytes[0] != 'E') continue;
+    auto fields = pg::ErrorFields::Decode('E', Payload(message.bytes));
+    if (fields.ok() && fields->sqlstate() == sqlstate) return true;
+  }
+  return false;
+}
+
 // Whether a captured PREPARE's text is the whole statement rather than its body.
 bool IsPrepareStatement(std::string_view query) {
   size_t begin = query.find_first_not_of(" \t\r\n");
@@ -198,6 +212,13 @@ void SessionReplayer::OnReceived(Instant now, std::string_view bytes) {
 
 void SessionReplayer::OnClosed(Instant /*now*/, std::string_view why) {
   if (state_ == State::kFinished) return;
+  if (!terminate_sent_ && LossPossible() &&
+      std::find(replay_errors_.begin(), replay_errors_.end(), "08006") != replay_errors_.end()) {
+    // The proxy lost a connection holding state it cannot restore (a pinned session).
+    report_.AddFaultConsequence("session(s) ended by the proxy after a lost server connection");
+    Finish();
+    return;
+  }
   // A FATAL error usually comes just before the close.
   for (const std::string& sqlstate : replay_errors_) report_.AddError(sqlstate, false);
   replay_errors_.clear();
@@ -206,6 +227,13 @@ void SessionReplayer::OnClosed(Instant /*now*/, std::string_view why) {
     return;
   }
   Fail(absl::StrFormat("the target closed the connection while %s: %s", Phase(), why), "08006");
+}
+
+void SessionReplayer::OnCutByFault(Instant now, std::string_view why) {
+  if (state_ == State::kFinished) return;
+  if (!LossPossible()) return OnClosed(now, why);
+  report_.AddFaultConsequence("session(s) cut by an injected network fault on its connection");
+  Finish();
 }
 
 void SessionReplayer::OnTime(Instant now) {
@@ -259,6 +287,11 @@ void SessionReplayer::OnLoginMessage(Instant now, std::string_view message) {
   absl::StatusOr<std::string> reply = login_.OnMessage(message);
   if (!reply.ok()) {
     std::string sqlstate = login_.sqlstate().empty() ? "28000" : login_.sqlstate();
+    if (IsConnectionLoss(sqlstate) && LossPossible()) {
+      report_.AddFaultConsequence("login(s) failed with 08006 (server connection lost)");
+      Finish();
+      return;
+    }
     Fail(absl::StrFormat("login failed: %s", reply.status().message()), sqlstate);
     return;
   }
@@ -313,6 +346,7 @@ void SessionReplayer::OnAnswer(Instant now, std::string_view message) {
   }
   ++replay_unit_messages_;
   replay_unit_bytes_ += message.size();
+  if (message[0] == 'Z' && message.size() > pg::kHeaderSize) replay_status_ = message[5];
   std::string normalized = replay_normalizer_.Normalize(message);
   if (replay_unit_bytes_ > kUnitBytesMax && !replay_unit_dropped_) {
     replay_unit_dropped_ = true;
@@ -342,7 +376,7 @@ void SessionReplayer::CompleteUnit(Instant /*now*/, char terminator) {
     in_copy_in_ = false;
     return;
   }
-  CompareUnit(captured);
+  if (!ExplainedByFault(captured)) CompareUnit(captured);
   ++units_done_;
   if (terminator == 'Z' && captured.terminator() != 'Z' && units_done_ < plan_.end_unit) {
     // The capture entered COPY and the replay did not: the captured data goes to a server that
@@ -381,6 +415,37 @@ void SessionReplayer::CompareUnit(const AnswerUnit& captured) {
                                            .unit = units_done_,
                                            .divergence = std::move(*comparison.divergence)});
   }
+}
+
+bool SessionReplayer::LossPossible() const {
+  return settings_.connection_loss_possible && settings_.connection_loss_possible();
+}
+
+bool SessionReplayer::ExplainedByFault(const AnswerUnit& captured) {
+  if (!settings_.connection_loss_possible) return false;
+  std::string loss;
+  bool only_fault_errors = true;
+  for (const std::string& sqlstate : replay_errors_) {
+    if (IsConnectionLoss(sqlstate) && !CapturedError(captured, sqlstate)) loss = sqlstate;
+    if (!IsConnectionLoss(sqlstate) && sqlstate != "25P02") only_fault_errors = false;
+  }
+  std::string what;
+  if (!loss.empty() && LossPossible()) {
+    what = absl::StrFormat("answer(s) failed with %s (server connection lost)", loss);
+    fault_transaction_ = replay_status_ != 'I';
+  } else if (fault_transaction_ && only_fault_errors) {
+    what = "answer(s) in a transaction that a lost server connection aborted";
+    if (replay_status_ == 'I') fault_transaction_ = false;
+  } else {
+    fault_transaction_ = false;
+    return false;
+  }
+  // The captured side's normalizer still follows its row descriptions.
+  for (const AnswerMessage& message : captured.messages) {
+    captured_normalizer_.Normalize(message.bytes);
+  }
+  report_.AddFaultConsequence(what);
+  return true;
 }
 
 void SessionReplayer::SkipCapturedUnit() {

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,6 +41,12 @@ struct ReplaySettings {
   std::string database;  // "" keeps each session's captured database
   std::optional<std::string> password;
   int64_t stall_timeout_us = kStallTimeoutMsDefault * 1000;
+  // Set by a target that injects faults (--target sim): whether a server connection may have
+  // been lost by now. An answer that then fails with 08006/08007 where the capture did not, the
+  // rest of the transaction it aborted (25P02 until ROLLBACK, COMMIT answering ROLLBACK), and a
+  // session the proxy ends with 08006 are counted as consequences of the fault, not as
+  // divergences or errors. Unset: nothing is explained.
+  std::function<bool()> connection_loss_possible;
 };
 
 struct ReplayAction {
@@ -84,6 +91,9 @@ class SessionReplayer {
   void OnConnectFailed(Instant now, std::string_view why);
   void OnReceived(Instant now, std::string_view bytes);
   void OnClosed(Instant now, std::string_view why);
+  // The connection to the target broke by a fault a simulated network injected (--target sim):
+  // the session ends, counted as a consequence of the fault rather than as a failure.
+  void OnCutByFault(Instant now, std::string_view why);
   // Sends what has become due and fires the stall timeout.
   void OnTime(Instant now);
   // The target has not taken any of the bytes waiting for it for longer than the stall timeout.
@@ -106,6 +116,8 @@ class SessionReplayer {
   void OnAnswer(Instant now, std::string_view message);
   void CompleteUnit(Instant now, char terminator);
   void CompareUnit(const AnswerUnit& captured);
+  bool ExplainedByFault(const AnswerUnit& captured);
+  bool LossPossible() const;
   void SkipCapturedUnit();
   void ResetReplayUnit();
   void TrySend(Instant now);
@@ -148,6 +160,9 @@ class SessionReplayer {
   bool replay_unit_cancelled_ = false;
   std::vector<std::string> replay_texts_;
   std::vector<std::string> replay_errors_;  // SQLSTATEs of the unit's errors
+  char replay_status_ = 'I';                // of the unit's ReadyForQuery
+  // A lost server connection aborted the replay's transaction (ExplainedByFault).
+  bool fault_transaction_ = false;
 
   StatementTracker tracker_;
   Normalizer captured_normalizer_;
