@@ -318,6 +318,8 @@ bool Unit::Impl::RoutesReads() const {
 // What ChooseNode decided: a node, wait (a replica choice is on its way), or no node at all.
 std::optional<NodeId> Unit::Impl::ChooseNode(Batch& batch) {
   if (pinned_node_) return pinned_node_;
+  // A replica refused it (outside any transaction): the primary, whatever it looks like.
+  if (batch.force_primary) return PrimaryNode();
   if (txn_node_ && !(IsMutant(config_.mutants, Mutant::kReadInWriteTransaction) &&
                      batch.read_only && txn_status_ == 'T')) {
     return txn_node_;

@@ -363,7 +363,10 @@ void Unit::Impl::PumpServerSession(Instant now, ServerSlot& slot) {
     HistoryServerMessage(message);
     const bool from_replica = cluster_.primary != slot.node;
     if (from_replica && !sent.answered) {
-      if (message.type == 'E') {
+      // Only a batch that ran outside any transaction can move: inside one (a READ ONLY
+      // transaction on this replica, or one this batch opens) the refusal is the client's answer,
+      // as PostgreSQL would give it, and the transaction it aborted is on this connection.
+      if (message.type == 'E' && !InTransaction() && !sent.batch.opens_transaction) {
         auto error = pg::ErrorFields::Decode('E', message.payload);
         if (error.ok() && (error->sqlstate() == "25006" || error->sqlstate() == "40001")) {
           sent.refused_by_replica = true;
@@ -376,6 +379,11 @@ void Unit::Impl::PumpServerSession(Instant now, ServerSlot& slot) {
     }
     if (sent.refused_by_replica) {
       if (message.type == 'Z') {
+        auto ready = pg::ReadyForQuery::Decode(message.payload);
+        if (!ready.ok() || ready->status != 'I') {
+          // The refusal left a transaction open there: the connection is not what we think.
+          return SlotLost(now, slot, "a replica's refusal left a transaction open", false);
+        }
         RetryOnPrimary(now);
         if (SlotFor(node) != &slot) return;
       }

@@ -229,6 +229,27 @@ TEST_F(RoutingTest, ANodeDeclaredDownFailsOverItsConnectionsAtOnce) {
   EXPECT_EQ(h.TakeSent(other), Q("select v from kv where k = 1"));
 }
 
+TEST_F(RoutingTest, InsideAReadOnlyTransactionAReplicaRefusalIsTheClientsAnswer) {
+  h.Receive(h.client(u), Q("begin read only"));
+  ConnId replica = OpenedTo(h, h.NodeOf(h.LastConnect()), 200);
+  EXPECT_TRUE(IsReplica(replica));
+  EXPECT_EQ(h.TakeSent(replica), Q("begin read only"));
+  h.Receive(replica, Complete("BEGIN") + Ready('T'));
+  h.TakeSent(h.client(u));
+  // PostgreSQL refuses a write in a READ ONLY transaction on the primary too; the transaction is
+  // on this replica, so nothing may move: the client hears the refusal, once.
+  h.Receive(h.client(u), Q("update kv set v = 'x'"));
+  EXPECT_EQ(h.TakeSent(replica), Q("update kv set v = 'x'"));
+  h.Receive(replica,
+            pg::BuildError("ERROR", "25006", "cannot execute UPDATE in a read-only transaction") +
+                Ready('E'));
+  EXPECT_EQ(testing::Harness::Types(h.TakeFrames(h.client(u))), "EZ");
+  EXPECT_EQ(h.TakeSent(primary), "");
+  EXPECT_EQ(h.TakeSent(replica), "");
+  h.Receive(h.client(u), Q("rollback"));
+  EXPECT_EQ(h.TakeSent(replica), Q("rollback"));
+}
+
 TEST(FunctionVolatilityTest, PgProcIsLoadedOncePerDatabaseAndAgainAfterFunctionDdl) {
   ProxyConfig config = ReplicaConfig();
   config.load_functions = true;
