@@ -124,6 +124,12 @@ absl::Status LoadRouting(const ServeSettings& settings, size_t nodes, ProxyConfi
         Cat("--route-reads (route_reads) must be on or off, got '", settings.route_reads, "'"));
   }
   proxy.route_reads = settings.route_reads == "on";
+  if (settings.function_volatility != "pg_proc" && settings.function_volatility != "builtin") {
+    return absl::InvalidArgumentError(
+        Cat("--function-volatility (function_volatility) must be pg_proc or builtin, got '",
+            settings.function_volatility, "'"));
+  }
+  proxy.load_functions = settings.function_volatility == "pg_proc";
   proxy.no_route_users = settings.no_route_users;
   proxy.no_route_databases = settings.no_route_databases;
   proxy.health_user = settings.health_user;
@@ -263,6 +269,11 @@ const std::vector<SettingInfo>& ServeSettingTable() {
        "any healthy replica",
        &S::read_your_writes},
       {"route-reads", "on|off", "Send read-only statements to replicas", &S::route_reads},
+      {"function-volatility", "SOURCE",
+       "pg_proc: read each database's function volatility from pg_proc (on its first routed "
+       "session, and again after CREATE/ALTER/DROP FUNCTION through the proxy); builtin: only "
+       "PostgreSQL's built-in functions are known, others count as volatile",
+       &S::function_volatility},
       {"no-route-users", "USER",
        "Users whose statements all go to the primary; repeat for more (TOML: an array)", nullptr,
        nullptr, 0, 0, &S::no_route_users},

@@ -37,6 +37,7 @@ struct ServeSettings {
   std::string pool_mode = "session";
   std::string read_your_writes = "lsn";
   std::string route_reads = "on";
+  std::string function_volatility = "pg_proc";
   std::vector<std::string> no_route_users;
   std::vector<std::string> no_route_databases;
   std::string health_user;

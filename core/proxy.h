@@ -60,6 +60,9 @@ struct ProxyConfig {
   uint64_t balance_seed = 1;
   // Function volatility for the classifier; null: the built-in table.
   const route::FunctionVolatility* functions = nullptr;
+  // Read each database's function volatility from pg_proc (when routing reads); otherwise only
+  // `functions` / the built-in table. `switchyard serve` turns it on.
+  bool load_functions = false;
   // Traffic capture: which sessions, and what is redacted. Whether capture is on at all comes
   // with CaptureChanged events (core/io.h).
   CaptureOptions capture;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -13,6 +14,9 @@
 #include "core/base/types.h"
 
 namespace switchyard {
+namespace route {
+class FunctionVolatility;
+}
 
 // What makes two server connections interchangeable: node, user, database and every other
 // startup parameter (sorted by name, so the key never depends on the client's order).
@@ -140,10 +144,27 @@ struct NodePolled {
   std::string error;
 };
 
+// --- Function volatility per database, loaded from pg_proc (DESIGN.md section 5) ---
+
+// The table of `database`. Answered with FunctionsReply.
+struct FunctionsRequest {
+  std::string database;
+};
+// The requester of a FunctionsReply with `load` set loaded the table from pg_proc.
+struct FunctionsLoaded {
+  std::string database;
+  std::shared_ptr<const route::FunctionVolatility> table;
+};
+// CREATE, ALTER or DROP of a function ran in `database`: its table is stale.
+struct FunctionsChanged {
+  std::string database;
+};
+
 using ServiceRequest =
     std::variant<CheckoutRequest, ReleaseRequest, ForgetRequest, CancelCheckoutRequest,
                  RegisterCancelKeyRequest, UnregisterCancelKeyRequest, CancelRequest, CountersDelta,
-                 PickReplicaRequest, NodeDone, NodePolled>;
+                 PickReplicaRequest, NodeDone, NodePolled, FunctionsRequest, FunctionsLoaded,
+                 FunctionsChanged>;
 
 // --- Replies ---
 
@@ -165,6 +186,14 @@ struct ReplicaChosen {
   std::optional<NodeId> node;  // none when no candidate can take it
 };
 
-using ServiceReply = std::variant<CheckoutReply, CancelDelivered, ReplicaChosen>;
+struct FunctionsReply {
+  // The last table loaded for the database; null while none was.
+  std::shared_ptr<const route::FunctionVolatility> table;
+  // It is missing or stale and nobody is loading it: the requester loads it (kLoadQuery on the
+  // primary) and answers FunctionsLoaded.
+  bool load = false;
+};
+
+using ServiceReply = std::variant<CheckoutReply, CancelDelivered, ReplicaChosen, FunctionsReply>;
 
 }  // namespace switchyard

@@ -13,6 +13,7 @@
 #include "core/mutants.h"
 #include "core/pool/pool.h"
 #include "core/proxy.h"
+#include "core/route/functions.h"
 
 namespace switchyard {
 namespace {
@@ -124,6 +125,15 @@ class Services::Impl {
  private:
   using CancelKey = std::pair<int32_t, int32_t>;  // (pid, secret)
 
+  static constexpr size_t kFunctionsDatabasesMax = 1024;
+  static constexpr int64_t kFunctionsLoadTimeoutUs = 30'000'000;
+  struct FunctionsEntry {
+    std::shared_ptr<const route::FunctionVolatility> table;
+    bool stale = true;  // never loaded, or a function changed since
+    std::optional<Instant> loading_since;
+    bool changed_while_loading = false;
+  };
+
   Outcome On(Instant now, UnitId from, CheckoutRequest& request) {
     return FromPool(pool_.Checkout(now, from, request.key));
   }
@@ -163,6 +173,44 @@ class Services::Impl {
     out.deliveries.push_back({found->second, CancelDelivered{}});
     ++counters_.cancels_forwarded;
     return out;
+  }
+  // One unit at a time loads a database's table; another takes over if it has not answered
+  // within kFunctionsLoadTimeoutUs (its client left, its connection was lost).
+  Outcome On(Instant now, UnitId from, FunctionsRequest& request) {
+    Outcome out;
+    FunctionsReply reply;
+    auto it = functions_.find(request.database);
+    if (it == functions_.end() && functions_.size() < kFunctionsDatabasesMax) {
+      it = functions_.emplace(request.database, FunctionsEntry{}).first;
+    }
+    if (it != functions_.end()) {
+      FunctionsEntry& entry = it->second;
+      reply.table = entry.table;
+      if (entry.stale &&
+          (!entry.loading_since || now.us - entry.loading_since->us > kFunctionsLoadTimeoutUs)) {
+        reply.load = true;
+        entry.loading_since = now;
+        entry.changed_while_loading = false;
+      }
+    }
+    out.deliveries.push_back({from, std::move(reply)});
+    return out;
+  }
+  Outcome On(Instant, UnitId, FunctionsLoaded& loaded) {
+    auto it = functions_.find(loaded.database);
+    if (it == functions_.end() || loaded.table == nullptr) return {};
+    FunctionsEntry& entry = it->second;
+    entry.table = std::move(loaded.table);
+    entry.stale = entry.changed_while_loading;
+    entry.loading_since.reset();
+    return {};
+  }
+  Outcome On(Instant, UnitId, FunctionsChanged& changed) {
+    auto it = functions_.find(changed.database);
+    if (it == functions_.end()) return {};
+    it->second.stale = true;
+    it->second.changed_while_loading = it->second.loading_since.has_value();
+    return {};
   }
   Outcome On(Instant, UnitId, NodePolled& polled) {
     ClusterView::PollResult result;
@@ -289,6 +337,7 @@ class Services::Impl {
   ClusterSnapshot snapshot_;
   std::vector<uint64_t> outstanding_;  // by node: replica reads chosen and not yet done
   uint64_t balance_state_;
+  std::map<std::string, FunctionsEntry> functions_;  // by database (bounded)
 };
 
 Services::Services(const ProxyConfig& config) : impl_(std::make_unique<Impl>(config)) {}

@@ -283,6 +283,7 @@ void Unit::Impl::OnServiceReply(Instant now, const ServiceReply& reply) {
   if (auto* checkout = std::get_if<CheckoutReply>(&reply)) return OnCheckout(now, *checkout);
   if (auto* chosen = std::get_if<ReplicaChosen>(&reply)) return OnReplicaChosen(now, *chosen);
   if (std::holds_alternative<CancelDelivered>(reply)) return OnCancelDelivered(now);
+  if (auto* functions = std::get_if<FunctionsReply>(&reply)) return OnFunctionsReply(*functions);
 }
 
 void Unit::Impl::OnCancelDelivered(Instant now) {

@@ -56,6 +56,9 @@ struct ServerSlot {
   std::vector<std::string> replay_groups;
   size_t replay_ready_seen = 0;
   std::vector<std::string> replay_refused;
+  // The replay carries the load of the function table: its group, and the rows so far.
+  std::optional<size_t> functions_group;
+  std::unique_ptr<route::FunctionVolatility> functions_loading;
   std::optional<Instant> reset_deadline;
   // The reset finished but a cancel for this connection is still in flight: pooling it now
   // could let that cancel hit the next client's query.
@@ -198,8 +201,12 @@ class Unit::Impl {
   void ReleasePick();
   const route::FunctionVolatility& Functions() const {
     static const route::FunctionVolatility builtin = route::FunctionVolatility::Builtin();
+    if (functions_) return *functions_;
     return config_.functions ? *config_.functions : builtin;
   }
+  // Reads may go to replicas for this client at all (replicas configured, routing on for its
+  // user and database).
+  bool RoutesReads() const;
   // Sends what can be sent: the queue's head goes to its node once that node's connection is
   // ready and up to date, while no other node has work in flight.
   void Dispatch(Instant now);
@@ -234,6 +241,20 @@ class Unit::Impl {
   // which is then forgotten (the client's statement that uses it gets the server's 26000).
   bool ForgiveReplayError(ServerSlot& slot);
   void ConfirmReplayedParses(ServerSlot& slot);
+
+  // ---- unit_functions.cc: function volatility from pg_proc, per database (DESIGN.md 5)
+  // At login: ask the services for the database's table (routing clients only).
+  void RequestFunctions();
+  void OnFunctionsReply(const FunctionsReply& reply);
+  // Asked to load the table: kLoadQuery joins the replay of the next primary connection that
+  // needs one (or makes one). Returns whether it was added to `messages`.
+  bool AppendFunctionsLoad(ServerSlot& slot, std::string& messages, int& ready_count);
+  // A DataRow of the replay: a row of the load when it belongs to its group.
+  void OnReplayRow(ServerSlot& slot, const pg::Frame& row);
+  // The replay that carried the load finished: the table goes to the services and into use.
+  void FinishFunctionsLoad(ServerSlot& slot);
+  // CREATE/ALTER/DROP FUNCTION ran through this client: the table is stale everywhere.
+  void FunctionsChangedHere();
 
   // ---- unit_trace.cc: traffic capture (DESIGN.md section 6). Each Trace* call is one
   // predictable branch while the session is not being recorded: no allocation, no copy.
@@ -326,6 +347,10 @@ class Unit::Impl {
   bool loss_unreported_ = false;
   // The node whose connection holds state that cannot be replayed.
   std::optional<NodeId> pinned_node_;
+  // This database's function volatility as last loaded from pg_proc (null: config_'s or the
+  // built-in table), and whether this unit was asked to load it.
+  std::shared_ptr<const route::FunctionVolatility> functions_;
+  bool functions_load_ = false;
   // Prepared statements acknowledged without a server (transaction pooling) that no server has
   // parsed yet (bounded by kUnconfirmedParsesMax).
   absl::flat_hash_set<std::string> unconfirmed_parses_;

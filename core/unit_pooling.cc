@@ -95,6 +95,11 @@ bool Unit::Impl::AnswerParsesWithoutServer(Batch& batch) {
 }
 
 bool Unit::Impl::ForgiveReplayError(ServerSlot& slot) {
+  if (slot.functions_group == slot.replay_ready_seen) {
+    // The function table could not be read: the one in use stays (another unit will try).
+    slot.functions_loading.reset();
+    return true;
+  }
   if (slot.replay_ready_seen >= slot.replay_groups.size()) return false;
   const std::string& name = slot.replay_groups[slot.replay_ready_seen];
   if (name.empty()) return false;

@@ -307,20 +307,25 @@ std::vector<NodeId> Unit::Impl::ReadableReplicas() const {
   return nodes;
 }
 
+bool Unit::Impl::RoutesReads() const {
+  return config_.route_reads && config_.node_count > 1 &&
+         std::find(config_.no_route_users.begin(), config_.no_route_users.end(), client_.user()) ==
+             config_.no_route_users.end() &&
+         std::find(config_.no_route_databases.begin(), config_.no_route_databases.end(),
+                   client_.database()) == config_.no_route_databases.end();
+}
+
 // What ChooseNode decided: a node, wait (a replica choice is on its way), or no node at all.
 std::optional<NodeId> Unit::Impl::ChooseNode(Batch& batch) {
   if (pinned_node_) return pinned_node_;
+  // A replica refused it (outside any transaction): the primary, whatever it looks like.
+  if (batch.force_primary) return PrimaryNode();
   if (txn_node_ && !(IsMutant(config_.mutants, Mutant::kReadInWriteTransaction) &&
                      batch.read_only && txn_status_ == 'T')) {
     return txn_node_;
   }
-  const bool may_read_replica =
-      batch.read_only && config_.route_reads &&
-      !IsSerializable(history_.Value("default_transaction_isolation")) &&
-      std::find(config_.no_route_users.begin(), config_.no_route_users.end(), client_.user()) ==
-          config_.no_route_users.end() &&
-      std::find(config_.no_route_databases.begin(), config_.no_route_databases.end(),
-                client_.database()) == config_.no_route_databases.end();
+  const bool may_read_replica = batch.read_only && RoutesReads() &&
+                                !IsSerializable(history_.Value("default_transaction_isolation"));
   if (!may_read_replica) return PrimaryNode();
   if (pick_answered_) {
     // The services chose (or found none): use it if it is still good.
@@ -510,7 +515,7 @@ void Unit::Impl::FinishBatch(Instant now, char status) {
   }
   for (const route::QueryInfo& query : sent.batch.queries) {
     for (const route::StatementInfo& statement : query.statements) {
-      if (statement.invalidates_functions) cache_.Invalidate();
+      if (statement.invalidates_functions) FunctionsChangedHere();
     }
   }
   Dispatch(now);

@@ -234,6 +234,7 @@ void Unit::Impl::WelcomeClient(Instant now, const ServerSlot& slot) {
   auth_deadline_.reset();
   Request(RegisterCancelKeyRequest{client_pid_, client_secret_});
   cancel_key_registered_ = true;
+  RequestFunctions();
   if (draining_) return MaybeFinishDrain(now);
   PumpClient(now);
   MaybeReleaseIdle(now);
@@ -245,13 +246,14 @@ bool Unit::Impl::MaybeReplay(ServerSlot& slot) {
   // LISTEN cannot run on a hot standby; a listening client is pinned to the primary anyway.
   const ListenReplay listens =
       cluster_.primary == slot.node ? ListenReplay::kInclude : ListenReplay::kExclude;
-  if (!history_.NeedsReplay(slot.applied, listens)) return false;
-  if (IsMutant(config_.mutants, Mutant::kSkipReplayAfterLoss) && lost_any_) {
+  const bool load_functions = functions_load_ && cluster_.primary == slot.node;
+  if (!history_.NeedsReplay(slot.applied, listens) && !load_functions) return false;
+  if (IsMutant(config_.mutants, Mutant::kSkipReplayAfterLoss) && lost_any_ && !load_functions) {
     history_.MarkApplied(&slot.applied);
     return false;
   }
   ReplayPlan plan = history_.Plan(slot.applied, listens);
-  if (plan.empty()) {
+  if (plan.empty() && !load_functions) {
     slot.applied = std::move(plan.after);
     return false;
   }
@@ -289,6 +291,7 @@ bool Unit::Impl::MaybeReplay(ServerSlot& slot) {
       ++ready_count;
     }
   }
+  AppendFunctionsLoad(slot, messages, ready_count);
   slot.replaying = std::move(plan.after);
   slot.session->BeginReplay(std::move(messages), ready_count);
   return true;
@@ -304,6 +307,7 @@ void Unit::Impl::PumpServerReplay(Instant now, ServerSlot& slot) {
     if (!frame->has_value()) return;
     TraceFromServer(slot, **frame);
     if ((**frame).type == 'E' && ForgiveReplayError(slot)) continue;
+    if ((**frame).type == 'D') OnReplayRow(slot, **frame);
     if ((**frame).type == 'Z') ++slot.replay_ready_seen;
     switch (server.HandleReplayFrame(**frame)) {
       case ServerSession::ReplayStep::kContinue:
@@ -312,6 +316,7 @@ void Unit::Impl::PumpServerReplay(Instant now, ServerSlot& slot) {
         slot.applied = std::move(*slot.replaying);
         slot.replaying.reset();
         ConfirmReplayedParses(slot);
+        FinishFunctionsLoad(slot);
         Dispatch(now);
         return;
       case ServerSession::ReplayStep::kFailed:
@@ -358,7 +363,10 @@ void Unit::Impl::PumpServerSession(Instant now, ServerSlot& slot) {
     HistoryServerMessage(message);
     const bool from_replica = cluster_.primary != slot.node;
     if (from_replica && !sent.answered) {
-      if (message.type == 'E') {
+      // Only a batch that ran outside any transaction can move: inside one (a READ ONLY
+      // transaction on this replica, or one this batch opens) the refusal is the client's answer,
+      // as PostgreSQL would give it, and the transaction it aborted is on this connection.
+      if (message.type == 'E' && !InTransaction() && !sent.batch.opens_transaction) {
         auto error = pg::ErrorFields::Decode('E', message.payload);
         if (error.ok() && (error->sqlstate() == "25006" || error->sqlstate() == "40001")) {
           sent.refused_by_replica = true;
@@ -371,6 +379,11 @@ void Unit::Impl::PumpServerSession(Instant now, ServerSlot& slot) {
     }
     if (sent.refused_by_replica) {
       if (message.type == 'Z') {
+        auto ready = pg::ReadyForQuery::Decode(message.payload);
+        if (!ready.ok() || ready->status != 'I') {
+          // The refusal left a transaction open there: the connection is not what we think.
+          return SlotLost(now, slot, "a replica's refusal left a transaction open", false);
+        }
         RetryOnPrimary(now);
         if (SlotFor(node) != &slot) return;
       }

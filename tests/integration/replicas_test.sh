@@ -71,6 +71,39 @@ pgc_log "healthy: $done_healthy transactions; commits primary=$on_primary" \
 ((share >= 90)) || pgc_fail "only ${share}% of the select-only commits ran on replicas (want >= 90%)"
 ((r11 - r10 > 0 && r21 - r20 > 0)) || pgc_fail "the reads were not balanced over both replicas"
 
+# 1b. Function volatility comes from pg_proc: a user function declared STABLE is read-only, so a
+# session's calls of it go to the replicas (after the first, which loads the table on the
+# primary); a VOLATILE one stays on the primary.
+psql_at "$PROXY_PORT" -c "CREATE FUNCTION sy_stable(int) RETURNS int STABLE LANGUAGE sql AS 'SELECT \$1'"
+psql_at "$PROXY_PORT" -c "CREATE FUNCTION sy_volatile(int) RETURNS int VOLATILE LANGUAGE sql AS 'SELECT \$1'"
+target=$(sql_value "$primary_port" "SELECT pg_current_wal_insert_lsn()")
+for port in "$replica1_port" "$replica2_port"; do
+  for ((i = 0; i < 100; i++)); do
+    [[ $(sql_value "$port" "SELECT pg_last_wal_replay_lsn() >= '$target'") == t ]] && break
+    sleep 0.1
+  done
+done
+# calls_on FUNCTION: 200 calls in one session through switchyard; prints "primary replicas", the
+# commits each side gained meanwhile.
+calls_on() {
+  local p0 r0 p1 r1
+  sleep 1
+  p0=$(commits "$primary_port")
+  r0=$(($(commits "$replica1_port") + $(commits "$replica2_port")))
+  for ((i = 0; i < 200; i++)); do echo "SELECT $1($i);"; done |
+    "$PG_BINDIR/psql" -X -q -At -h 127.0.0.1 -p "$PROXY_PORT" -U postgres -d postgres >/dev/null
+  sleep 1.5
+  p1=$(commits "$primary_port")
+  r1=$(($(commits "$replica1_port") + $(commits "$replica2_port")))
+  echo "$((p1 - p0)) $((r1 - r0))"
+}
+read -r stable_primary stable_replicas < <(calls_on sy_stable)
+read -r volatile_primary volatile_replicas < <(calls_on sy_volatile)
+pgc_log "200 calls of a STABLE function: primary +$stable_primary, replicas +$stable_replicas;" \
+  "of a VOLATILE one: primary +$volatile_primary, replicas +$volatile_replicas"
+((stable_replicas >= 150)) || pgc_fail "a STABLE user function was not routed to the replicas"
+((volatile_primary >= 200)) || pgc_fail "a VOLATILE user function did not stay on the primary"
+
 # 2. A replica SIGKILLed at second 3.
 replica1_pid=$(head -n 1 "$PGC_ROOT/replica1/data/postmaster.pid")
 (sleep 3 && kill -KILL "$replica1_pid") &

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/protocol/messages.h"
+#include "core/route/functions.h"
 #include "tests/core/session/harness.h"
 
 namespace switchyard {
@@ -226,6 +227,76 @@ TEST_F(RoutingTest, ANodeDeclaredDownFailsOverItsConnectionsAtOnce) {
   EXPECT_TRUE(h.IsClosed(replica));
   ConnId other = OpenedTo(h, replica1 ? kReplica2 : kReplica1, 300);
   EXPECT_EQ(h.TakeSent(other), Q("select v from kv where k = 1"));
+}
+
+TEST_F(RoutingTest, InsideAReadOnlyTransactionAReplicaRefusalIsTheClientsAnswer) {
+  h.Receive(h.client(u), Q("begin read only"));
+  ConnId replica = OpenedTo(h, h.NodeOf(h.LastConnect()), 200);
+  EXPECT_TRUE(IsReplica(replica));
+  EXPECT_EQ(h.TakeSent(replica), Q("begin read only"));
+  h.Receive(replica, Complete("BEGIN") + Ready('T'));
+  h.TakeSent(h.client(u));
+  // PostgreSQL refuses a write in a READ ONLY transaction on the primary too; the transaction is
+  // on this replica, so nothing may move: the client hears the refusal, once.
+  h.Receive(h.client(u), Q("update kv set v = 'x'"));
+  EXPECT_EQ(h.TakeSent(replica), Q("update kv set v = 'x'"));
+  h.Receive(replica,
+            pg::BuildError("ERROR", "25006", "cannot execute UPDATE in a read-only transaction") +
+                Ready('E'));
+  EXPECT_EQ(testing::Harness::Types(h.TakeFrames(h.client(u))), "EZ");
+  EXPECT_EQ(h.TakeSent(primary), "");
+  EXPECT_EQ(h.TakeSent(replica), "");
+  h.Receive(h.client(u), Q("rollback"));
+  EXPECT_EQ(h.TakeSent(replica), Q("rollback"));
+}
+
+TEST(FunctionVolatilityTest, PgProcIsLoadedOncePerDatabaseAndAgainAfterFunctionDdl) {
+  ProxyConfig config = ReplicaConfig();
+  config.load_functions = true;
+  Harness h(config);
+  const size_t u = h.Accept();
+  h.SetCluster(Cluster(1, 100, 100, Instant{0}));
+  const ConnId primary = LogIn(h, u);
+  const std::string load = Q(std::string(route::FunctionVolatility::kLoadQuery));
+  const std::string table = pg::DataRow{{"my_stable", "s"}}.Encode() +
+                            pg::DataRow{{"my_volatile", "v"}}.Encode() + Complete("SELECT 2") +
+                            Ready();
+  // Unknown to the built-in table, my_stable counts as volatile: its statement goes to the
+  // primary, whose replay reads pg_proc first (the rows are not the client's).
+  h.Receive(h.client(u), Q("select my_stable(1)"));
+  EXPECT_EQ(h.TakeSent(primary), load);
+  h.Receive(primary, table);
+  EXPECT_EQ(h.TakeSent(primary), Q("select my_stable(1)"));
+  h.Receive(primary, Row("1") + Complete("SELECT 1") + Ready());
+  EXPECT_EQ(Harness::Types(h.TakeFrames(h.client(u))), "DCZ");
+  // Now known as stable: a replica may serve it. A volatile one stays on the primary.
+  h.Receive(h.client(u), Q("select my_stable(2)"));
+  EXPECT_EQ(h.TakeSent(primary), "");
+  const ConnId replica = OpenedTo(h, h.NodeOf(h.LastConnect()), 200);
+  EXPECT_NE(h.NodeOf(replica).index, kPrimary.index);
+  EXPECT_EQ(h.TakeSent(replica), Q("select my_stable(2)"));
+  h.Receive(replica, Row("2") + Complete("SELECT 1") + Ready());
+  h.Receive(h.client(u), Q("select my_volatile()"));
+  EXPECT_EQ(h.TakeSent(primary), Q("select my_volatile()"));
+  h.Receive(primary, Row("3") + Complete("SELECT 1") + Ready());
+
+  // Another session of the same database gets the table without loading it.
+  const size_t v = h.Accept();
+  const ConnId primary_v = LogIn(h, v);
+  h.Receive(h.client(v), Q("select my_stable(4)"));
+  EXPECT_EQ(h.TakeSent(primary_v), "") << "no pg_proc load, and the read goes to a replica";
+
+  // A function changed through the proxy: read pg_proc again before trusting the table.
+  h.Receive(h.client(u), Q("alter function my_stable(int) volatile"));
+  EXPECT_EQ(h.TakeSent(primary), Q("alter function my_stable(int) volatile"));
+  h.Receive(primary, Complete("ALTER FUNCTION") + Ready());
+  h.Receive(h.client(u), Q("select my_stable(5)"));
+  EXPECT_EQ(h.TakeSent(primary), load);
+  h.Receive(primary, pg::DataRow{{"my_stable", "v"}}.Encode() + Complete("SELECT 1") + Ready());
+  EXPECT_EQ(h.TakeSent(primary), Q("select my_stable(5)"));
+  h.Receive(primary, Row("5") + Complete("SELECT 1") + Ready());
+  h.Receive(h.client(u), Q("select my_stable(6)"));
+  EXPECT_EQ(h.TakeSent(primary), Q("select my_stable(6)")) << "volatile now: the primary";
 }
 
 TEST_F(RoutingTest, TheHotStandbyFlagOfAReplicaIsNeverShown) {
