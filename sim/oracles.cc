@@ -591,7 +591,7 @@ class MemoryOracle final : public Oracle {
 
   void OnNodeQuery(const NodeQuery& q) override {
     std::optional<RouteTag> tag = ParseRouteTag(q.sql);
-    if (!tag) return;
+    if (!tag || world_.cluster == nullptr) return;
     const uint64_t key = ClientInfo{tag->client, tag->session}.Key();
     // In transaction pooling a paused client's connection goes on to serve others: what it
     // sends from then on is theirs, not this client's.

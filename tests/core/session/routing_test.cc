@@ -269,6 +269,9 @@ TEST(FunctionVolatilityTest, PgProcIsLoadedOncePerDatabaseAndAgainAfterFunctionD
   EXPECT_EQ(h.TakeSent(primary), Q("select my_stable(1)"));
   h.Receive(primary, Row("1") + Complete("SELECT 1") + Ready());
   EXPECT_EQ(Harness::Types(h.TakeFrames(h.client(u))), "DCZ");
+  // (That call counted as a write: read-your-writes waits for a poll of the primary after it.)
+  h.AdvanceMs(10);
+  h.SetCluster(Cluster(2, 100, 100, h.now()));
   // Now known as stable: a replica may serve it. A volatile one stays on the primary.
   h.Receive(h.client(u), Q("select my_stable(2)"));
   EXPECT_EQ(h.TakeSent(primary), "");
@@ -282,6 +285,7 @@ TEST(FunctionVolatilityTest, PgProcIsLoadedOncePerDatabaseAndAgainAfterFunctionD
 
   // Another session of the same database gets the table without loading it.
   const size_t v = h.Accept();
+  h.SetCluster(Cluster(3, 100, 100, h.now()));
   const ConnId primary_v = LogIn(h, v);
   h.Receive(h.client(v), Q("select my_stable(4)"));
   EXPECT_EQ(h.TakeSent(primary_v), "") << "no pg_proc load, and the read goes to a replica";
