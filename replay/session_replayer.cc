@@ -421,6 +421,18 @@ bool SessionReplayer::LossPossible() const {
   return settings_.connection_loss_possible && settings_.connection_loss_possible();
 }
 
+namespace {
+
+// The transaction status the captured unit ended with ('I', 'T', 'E'), or 0 without one.
+char CapturedStatus(const AnswerUnit& captured) {
+  for (auto it = captured.messages.rbegin(); it != captured.messages.rend(); ++it) {
+    if (it->bytes.size() > 5 && it->bytes[0] == 'Z') return it->bytes[5];
+  }
+  return 0;
+}
+
+}  // namespace
+
 bool SessionReplayer::ExplainedByFault(const AnswerUnit& captured) {
   if (!settings_.connection_loss_possible) return false;
   std::string loss;
@@ -432,10 +444,16 @@ bool SessionReplayer::ExplainedByFault(const AnswerUnit& captured) {
   std::string what;
   if (!loss.empty() && LossPossible()) {
     what = absl::StrFormat("answer(s) failed with %s (server connection lost)", loss);
-    fault_transaction_ = replay_status_ != 'I';
+    // The transaction the loss hit, on either side: the replay's (now aborted), or the
+    // captured one whose BEGIN the loss failed (the replay then runs its statements outside
+    // any transaction until the captured one ends).
+    fault_transaction_ = replay_status_ != 'I' || CapturedStatus(captured) == 'T';
   } else if (fault_transaction_ && only_fault_errors) {
     what = "answer(s) in a transaction that a lost server connection aborted";
-    if (replay_status_ == 'I') fault_transaction_ = false;
+    const char captured_status = CapturedStatus(captured);
+    if (replay_status_ == 'I' && captured_status != 'T' && captured_status != 'E') {
+      fault_transaction_ = false;
+    }
   } else {
     fault_transaction_ = false;
     return false;
