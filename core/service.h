@@ -150,7 +150,8 @@ struct NodePolled {
 struct FunctionsRequest {
   std::string database;
 };
-// The requester of a FunctionsReply with `load` set loaded the table from pg_proc.
+// The requester of a FunctionsReply with `load` set loaded the table from pg_proc (or gave up:
+// a null table).
 struct FunctionsLoaded {
   std::string database;
   std::shared_ptr<const route::FunctionVolatility> table;

@@ -196,10 +196,15 @@ class Services::Impl {
     out.deliveries.push_back({from, std::move(reply)});
     return out;
   }
+  // A null table: the loader gave up (its client left first); the next request loads it.
   Outcome On(Instant, UnitId, FunctionsLoaded& loaded) {
     auto it = functions_.find(loaded.database);
-    if (it == functions_.end() || loaded.table == nullptr) return {};
+    if (it == functions_.end()) return {};
     FunctionsEntry& entry = it->second;
+    if (loaded.table == nullptr) {
+      entry.loading_since.reset();
+      return {};
+    }
     entry.table = std::move(loaded.table);
     entry.stale = entry.changed_while_loading;
     entry.loading_since.reset();

@@ -257,6 +257,7 @@ void Unit::Impl::LeaveClient(Instant now) {
     cancel_key_registered_ = false;
   }
   if (checkout_node_) Request(CancelCheckoutRequest{});
+  GiveUpFunctionsLoad();
   for (const SentBatch& sent : inflight_) {
     if (sent.counted) Request(NodeDone{sent.node});
   }

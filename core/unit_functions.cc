@@ -60,11 +60,20 @@ void Unit::Impl::FinishFunctionsLoad(ServerSlot& slot) {
 void Unit::Impl::FunctionsChangedHere() {
   cache_.Invalidate();
   if (!config_.load_functions || !RoutesReads()) return;
-  // The table no longer says what this client's own functions are.
+  // The table no longer says what this client's own functions are: the built-in one serves it
+  // from now on, and the next session of the database loads the table again.
   functions_.reset();
   Request(FunctionsChanged{client_.database()});
-  // And load it again: the services ask this unit to, as nobody else is loading it now.
-  Request(FunctionsRequest{client_.database()});
+}
+
+void Unit::Impl::GiveUpFunctionsLoad() {
+  bool loading = functions_load_;
+  for (const auto& slot : slots_) {
+    if (slot->functions_loading) loading = true;
+    slot->functions_loading.reset();
+  }
+  functions_load_ = false;
+  if (loading) Request(FunctionsLoaded{client_.database(), nullptr});
 }
 
 }  // namespace switchyard

@@ -255,6 +255,8 @@ class Unit::Impl {
   void FinishFunctionsLoad(ServerSlot& slot);
   // CREATE/ALTER/DROP FUNCTION ran through this client: the table is stale everywhere.
   void FunctionsChangedHere();
+  // The client leaves before the load it was asked for: another unit may take it at once.
+  void GiveUpFunctionsLoad();
 
   // ---- unit_trace.cc: traffic capture (DESIGN.md section 6). Each Trace* call is one
   // predictable branch while the session is not being recorded: no allocation, no copy.

@@ -89,7 +89,9 @@ done
 # on_replicas FUNCTION: of 100 calls in one session through switchyard, how many ran on a
 # replica (one every 20 ms, so the health polls move the read-your-writes watermark meanwhile).
 on_replicas() {
-  for ((i = 0; i < 100; i++)); do echo "SELECT $1(); SELECT pg_sleep(0.02);"; done |
+  # (psql's own sleep: pg_sleep is volatile, so it would count as a write and hold the reads
+  # on the primary by read-your-writes.)
+  for ((i = 0; i < 100; i++)); do printf 'SELECT %s();\n\\! sleep 0.02\n' "$1"; done |
     "$PG_BINDIR/psql" -X -q -At -h 127.0.0.1 -p "$PROXY_PORT" -U postgres -d postgres |
     grep -c '^t$' || true
 }
