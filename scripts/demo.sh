@@ -54,13 +54,7 @@ say "2. pgbench -i -s 2 through $name"
 
 say "3. read-heavy: pgbench -S -c 8 -j 2 -T $seconds -M extended, replica 1 SIGKILLed at second 3"
 # Let the replicas replay the initialisation, so the reads have somewhere fresh to go.
-target=$(direct "select pg_current_wal_insert_lsn()")
-for port in "$replica1_port" "$replica2_port"; do
-  for ((i = 0; i < 100; i++)); do
-    [[ $(sql_value "$port" "select pg_last_wal_replay_lsn() >= '$target'") == t ]] && break
-    sleep 0.1
-  done
-done
+pg_wait_replayed "$primary_port" "$replica1_port" "$replica2_port"
 sleep 1  # pg_stat_database counts as backends go idle
 before_primary=$(commits "$primary_port")
 before_replica1=$(commits "$replica1_port")

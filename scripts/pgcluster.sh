@@ -312,6 +312,20 @@ pg_start_replicated() {
   done
 }
 
+# pg_wait_replayed PRIMARY_PORT REPLICA_PORT...: waits (up to 10 s each) until every replica has
+# replayed the primary's WAL as far as it goes now.
+pg_wait_replayed() {
+  local primary=$1 target port i
+  shift
+  target=$(sql_value "$primary" "SELECT pg_current_wal_insert_lsn()")
+  for port in "$@"; do
+    for ((i = 0; i < 100; i++)); do
+      [[ $(sql_value "$port" "SELECT pg_last_wal_replay_lsn() >= '$target'") == t ]] && break
+      sleep 0.1
+    done
+  done
+}
+
 # pgc_fail MESSAGE: a test's failure, with the end of the proxy's log for the post-mortem.
 pgc_fail() {
   echo "FAIL: $*" >&2

@@ -31,13 +31,7 @@ pgc_log "switchyard on $PROXY_PORT: primary $primary_port, replicas $replica1_po
 "$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$PROXY_PORT" -U postgres -i -s 2 -q postgres \
   >"$PGC_ROOT/init.txt" 2>&1 || { cat "$PGC_ROOT/init.txt"; pgc_fail "pgbench -i through switchyard"; }
 # Let both replicas replay the initialisation before counting.
-target=$(sql_value "$primary_port" "SELECT pg_current_wal_insert_lsn()")
-for port in "$replica1_port" "$replica2_port"; do
-  for ((i = 0; i < 100; i++)); do
-    [[ $(sql_value "$port" "SELECT pg_last_wal_replay_lsn() >= '$target'") == t ]] && break
-    sleep 0.1
-  done
-done
+pg_wait_replayed "$primary_port" "$replica1_port" "$replica2_port"
 
 commits() {
   sql_value "$1" "SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'"
@@ -79,13 +73,7 @@ psql_at "$PROXY_PORT" -c "CREATE FUNCTION sy_where_stable() RETURNS boolean STAB
   AS 'SELECT pg_is_in_recovery()'"
 psql_at "$PROXY_PORT" -c "CREATE FUNCTION sy_where_volatile() RETURNS boolean VOLATILE
   LANGUAGE sql AS 'SELECT pg_is_in_recovery()'"
-target=$(sql_value "$primary_port" "SELECT pg_current_wal_insert_lsn()")
-for port in "$replica1_port" "$replica2_port"; do
-  for ((i = 0; i < 100; i++)); do
-    [[ $(sql_value "$port" "SELECT pg_last_wal_replay_lsn() >= '$target'") == t ]] && break
-    sleep 0.1
-  done
-done
+pg_wait_replayed "$primary_port" "$replica1_port" "$replica2_port"
 # on_replicas FUNCTION: of 100 calls in one session through switchyard, how many ran on a
 # replica (one every 20 ms, so the health polls move the read-your-writes watermark meanwhile).
 on_replicas() {
@@ -129,11 +117,7 @@ grep -q '^before|kept_across_failover$' "$session_out" || { cat "$session_out"; 
 
 psql_at "$PROXY_PORT" -c "CREATE TABLE failover_marks (id int primary key, what text)"
 psql_at "$PROXY_PORT" -c "INSERT INTO failover_marks VALUES (1, 'before promotion')"
-target=$(sql_value "$primary_port" "SELECT pg_current_wal_insert_lsn()")
-for ((i = 0; i < 100; i++)); do
-  [[ $(sql_value "$replica2_port" "SELECT pg_last_wal_replay_lsn() >= '$target'") == t ]] && break
-  sleep 0.1
-done
+pg_wait_replayed "$primary_port" "$replica2_port"
 pg_stop "$PGC_ROOT/primary" immediate
 as_pg "$PG_BINDIR/pg_ctl" -D "$PGC_ROOT/replica2/data" -w promote >/dev/null
 promoted_at=$(date +%s.%N)
