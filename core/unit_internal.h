@@ -80,6 +80,7 @@ struct Batch {
   bool rollback = false;       // its first statement is ROLLBACK/ABORT
   bool force_primary = false;  // a replica refused it once
   bool has_effects = false;
+  bool cursor_operation = false;  // FETCH / MOVE / CLOSE: it goes where the cursor is
   // The statement of each Query and each Execute, in message order (for the history).
   std::vector<route::QueryInfo> queries;
   int retries = 0;

@@ -178,6 +178,7 @@ void Unit::Impl::AddStatement(const route::QueryInfo& info, Batch& batch) {
         break;
     }
     if (!statement.effects.empty() || statement.invalidates_functions) batch.has_effects = true;
+    if (statement.cursor_operation) batch.cursor_operation = true;
   }
 }
 
@@ -317,13 +318,18 @@ bool Unit::Impl::RoutesReads() const {
 
 // What ChooseNode decided: a node, wait (a replica choice is on its way), or no node at all.
 std::optional<NodeId> Unit::Impl::ChooseNode(Batch& batch) {
-  if (pinned_node_) return pinned_node_;
-  // A replica refused it (outside any transaction): the primary, whatever it looks like.
-  if (batch.force_primary) return PrimaryNode();
+  // State that cannot be replayed keeps the client on its node. On a replica (a WITH HOLD
+  // cursor declared there, or a history that stopped tracking after a read) that holds for its
+  // reads and cursor operations outside transactions only: writes cannot run there, and a
+  // transaction stays whole on its node.
+  if (pinned_node_ && pinned_node_ == cluster_.primary) return pinned_node_;
   if (txn_node_ && !(IsMutant(config_.mutants, Mutant::kReadInWriteTransaction) &&
                      batch.read_only && txn_status_ == 'T')) {
     return txn_node_;
   }
+  if (pinned_node_ && (batch.read_only || batch.cursor_operation)) return pinned_node_;
+  // A replica refused it (outside any transaction): the primary, whatever it looks like.
+  if (batch.force_primary) return PrimaryNode();
   const bool may_read_replica = batch.read_only && RoutesReads() &&
                                 !IsSerializable(history_.Value("default_transaction_isolation"));
   if (!may_read_replica) return PrimaryNode();

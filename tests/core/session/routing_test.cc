@@ -250,6 +250,28 @@ TEST_F(RoutingTest, InsideAReadOnlyTransactionAReplicaRefusalIsTheClientsAnswer)
   EXPECT_EQ(h.TakeSent(replica), Q("rollback"));
 }
 
+TEST_F(RoutingTest, AWithHoldCursorOnAReplicaKeepsItsReadsThereButNotWritesOrTransactions) {
+  h.Receive(h.client(u), Q("declare c cursor with hold for select v from kv"));
+  ConnId replica = OpenedTo(h, h.NodeOf(h.LastConnect()), 200);
+  ASSERT_TRUE(IsReplica(replica)) << "a read-only cursor may be declared on a replica";
+  EXPECT_EQ(h.TakeSent(replica), Q("declare c cursor with hold for select v from kv"));
+  h.Receive(replica, Complete("DECLARE CURSOR") + Ready());
+  // The cursor pins the client's reads to that replica...
+  h.Receive(h.client(u), Q("fetch 1 from c"));
+  EXPECT_EQ(h.TakeSent(replica), Q("fetch 1 from c"));
+  h.Receive(replica, Row("a") + Complete("FETCH 1") + Ready());
+  // ...but a write cannot run there, and a read-write transaction stays whole on the primary.
+  h.Receive(h.client(u), Q("update kv set v = 'b'"));
+  EXPECT_EQ(h.TakeSent(primary), Q("update kv set v = 'b'"));
+  h.Receive(primary, Complete("UPDATE 1") + Ready());
+  h.Receive(h.client(u), Q("begin"));
+  EXPECT_EQ(h.TakeSent(primary), Q("begin"));
+  h.Receive(primary, Complete("BEGIN") + Ready('T'));
+  h.Receive(h.client(u), Q("select v from kv"));
+  EXPECT_EQ(h.TakeSent(primary), Q("select v from kv"));
+  EXPECT_EQ(h.TakeSent(replica), "");
+}
+
 TEST(FunctionVolatilityTest, PgProcIsLoadedOncePerDatabaseAndAgainAfterFunctionDdl) {
   ProxyConfig config = ReplicaConfig();
   config.load_functions = true;
