@@ -99,37 +99,33 @@ absl::Status LoadAuth(const ServeSettings& settings, ProxyConfig& proxy) {
   return absl::OkStatus();
 }
 
+// A setting that takes one of two words: true for `first`, false for `second`, else the error
+// a user sees ("--flag (key) must be first or second, got 'value'").
+absl::StatusOr<bool> OneOfTwo(std::string_view flag, std::string_view key, const std::string& value,
+                              std::string_view first, std::string_view second) {
+  if (value == first) return true;
+  if (value == second) return false;
+  return absl::InvalidArgumentError(
+      Cat("--", flag, " (", key, ") must be ", first, " or ", second, ", got '", value, "'"));
+}
+
 absl::Status LoadRouting(const ServeSettings& settings, size_t nodes, ProxyConfig& proxy) {
   proxy.node_count = nodes;
-  if (settings.pool_mode == "session") {
-    proxy.pool_mode = PoolMode::kSession;
-  } else if (settings.pool_mode == "transaction") {
-    proxy.pool_mode = PoolMode::kTransaction;
-  } else {
-    return absl::InvalidArgumentError(Cat(
-        "--pool-mode (pool_mode) must be session or transaction, got '", settings.pool_mode, "'"));
+  absl::StatusOr<bool> session =
+      OneOfTwo("pool-mode", "pool_mode", settings.pool_mode, "session", "transaction");
+  absl::StatusOr<bool> lsn =
+      OneOfTwo("read-your-writes", "read_your_writes", settings.read_your_writes, "lsn", "none");
+  absl::StatusOr<bool> route =
+      OneOfTwo("route-reads", "route_reads", settings.route_reads, "on", "off");
+  absl::StatusOr<bool> pg_proc = OneOfTwo("function-volatility", "function_volatility",
+                                          settings.function_volatility, "pg_proc", "builtin");
+  for (const absl::StatusOr<bool>* choice : {&session, &lsn, &route, &pg_proc}) {
+    if (!choice->ok()) return choice->status();
   }
-  if (settings.read_your_writes == "lsn") {
-    proxy.read_your_writes = ReadYourWrites::kLsn;
-  } else if (settings.read_your_writes == "none") {
-    proxy.read_your_writes = ReadYourWrites::kNone;
-  } else {
-    return absl::InvalidArgumentError(
-        Cat("--read-your-writes (read_your_writes) must be lsn or "
-            "none, got '",
-            settings.read_your_writes, "'"));
-  }
-  if (settings.route_reads != "on" && settings.route_reads != "off") {
-    return absl::InvalidArgumentError(
-        Cat("--route-reads (route_reads) must be on or off, got '", settings.route_reads, "'"));
-  }
-  proxy.route_reads = settings.route_reads == "on";
-  if (settings.function_volatility != "pg_proc" && settings.function_volatility != "builtin") {
-    return absl::InvalidArgumentError(
-        Cat("--function-volatility (function_volatility) must be pg_proc or builtin, got '",
-            settings.function_volatility, "'"));
-  }
-  proxy.load_functions = settings.function_volatility == "pg_proc";
+  proxy.pool_mode = *session ? PoolMode::kSession : PoolMode::kTransaction;
+  proxy.read_your_writes = *lsn ? ReadYourWrites::kLsn : ReadYourWrites::kNone;
+  proxy.route_reads = *route;
+  proxy.load_functions = *pg_proc;
   proxy.no_route_users = settings.no_route_users;
   proxy.no_route_databases = settings.no_route_databases;
   proxy.health_user = settings.health_user;
