@@ -610,9 +610,14 @@ void Unit::Impl::AnswerLoss(Instant now, bool commit_lost) {
     first = false;
   }
   txn_node_.reset();
+  if (txn_wrote_ && config_.read_your_writes == ReadYourWrites::kLsn) {
+    // A write whose answer was lost may still have committed (a COMMIT or an autocommit
+    // statement the server finished before the connection went): as after a commit, replicas
+    // qualify again once a poll of the primary begun after now says how far they must be.
+    ryw_commit_at_ = now;
+  }
   txn_wrote_ = false;
   history_.OnServerLost();
-  (void)now;
 }
 
 void Unit::Impl::AnswerNoServer(const Batch& batch, std::string_view why) {

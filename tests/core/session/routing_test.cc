@@ -200,6 +200,28 @@ TEST_F(RoutingTest, AWriteWhoseConnectionIsLostIsNeverRetried) {
   EXPECT_EQ(h.connect_count(), 1u);
 }
 
+TEST_F(RoutingTest, AWriteLostWithItsConnectionStillKeepsTheClientsReadsOffLaggingReplicas) {
+  h.AdvanceMs(10);
+  h.Receive(h.client(u), Q("update kv set v = 'b' where k = 1"));
+  h.TakeSent(primary);
+  h.PeerClosed(primary);
+  auto frames = h.TakeFrames(h.client(u));
+  ASSERT_EQ(testing::Harness::Types(frames), "EZ");
+  EXPECT_EQ(SqlState(frames[0].second), "08006");
+  // The update may have committed before the connection went, and the replicas (at the LSN the
+  // last poll saw) may not have it: the read goes to the primary.
+  h.AdvanceMs(10);
+  h.Receive(h.client(u), Q("select v from kv where k = 1"));
+  ConnId again = OpenedTo(h, kPrimary, 300);
+  EXPECT_EQ(h.TakeSent(again), Q("select v from kv where k = 1"));
+  h.Receive(again, Row("b") + Complete("SELECT 1") + Ready());
+  // A poll begun after the loss: the replicas have replayed what the primary had.
+  h.SetCluster(Cluster(2, 150, 150, Instant{2'000'000}));
+  h.Receive(h.client(u), Q("select v from kv where k = 1"));
+  EXPECT_EQ(h.TakeSent(again), "");
+  EXPECT_TRUE(IsReplica(h.LastConnect()));
+}
+
 TEST_F(RoutingTest, AReplicaRefusalSendsTheStatementToThePrimaryFromThenOn) {
   // A function the built-in table calls stable but that writes (the classifier cannot know).
   const std::string sql = "select v from kv where k = 1";
