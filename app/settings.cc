@@ -414,6 +414,7 @@ absl::StatusOr<ServePlan> BuildServePlan(const ServeSettings& settings) {
   proxy.server_idle_timeout_ms = settings.server_idle_timeout_ms;
   proxy.client_idle_timeout_ms = settings.client_idle_timeout_ms;
   proxy.message_size_max = static_cast<size_t>(settings.max_message_bytes);
+  proxy.full_checks = false;
   plan.workers = settings.workers > 0
                      ? static_cast<int>(settings.workers)
                      : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));

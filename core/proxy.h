@@ -68,6 +68,10 @@ struct ProxyConfig {
   CaptureOptions capture;
   // Set only by the simulator's build (SWITCHYARD_MUTANTS); constant-false otherwise.
   uint64_t mutants = 0;
+  // Consistency checks whose cost grows with the number of clients (the pool's whole
+  // bookkeeping after each of its calls): on in the simulator and the tests, off in `serve`,
+  // which keeps the constant-time ones.
+  bool full_checks = true;
 };
 
 class ClientSession;

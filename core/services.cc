@@ -62,7 +62,7 @@ NodeRole RoleOf(ClusterView::Role role) {
 class Services::Impl {
  public:
   explicit Impl(const ProxyConfig& config)
-      : pool_(LimitsOf(config)),
+      : pool_(LimitsOf(config), config.full_checks),
         max_clients_(config.max_clients),
         mutants_(config.mutants),
         view_(MakeClusterView(config)),

@@ -51,7 +51,11 @@ class Pool {
     int waiting = 0;
   };
 
-  explicit Pool(const PoolLimits& limits);
+  // `check_every_call`: the whole consistency check (FindInvariantViolation, linear in the
+  // connections and waiters) runs at the end of every mutating call, as in the tests and the
+  // simulator. Off, those calls check only the counts they change, in constant time: with
+  // thousands of queued clients the full check would make every checkout linear.
+  explicit Pool(const PoolLimits& limits, bool check_every_call = true);
 
   // Replies to `unit` now, or queues it (one queued checkout per unit at a time).
   Result Checkout(Instant now, UnitId unit, const PoolKey& key);
@@ -113,6 +117,7 @@ class Pool {
   std::string FindIndexViolation() const;
 
   PoolLimits limits_;
+  bool check_every_call_;
   std::map<PoolKey, KeyState> keys_;  // only keys with a slot or a waiter
   std::map<ConnId, PoolKey> known_;   // every idle or lent connection
   std::set<IdleOrder> idle_order_;

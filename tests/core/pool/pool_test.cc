@@ -135,6 +135,41 @@ TEST(PoolTest, UnitWithSeveralSlotsReturnsThemOneByOne) {
   EXPECT_EQ(pool.Counts(Key("a")).idle, 1);
 }
 
+// `serve` runs the pool without the linear check after each call: the same calls give the same
+// replies, and the full check still finds the bookkeeping consistent afterwards.
+TEST(PoolTest, WithoutTheFullCheckEachCallTheRepliesAndBookkeepingAreTheSame) {
+  Pool checked(Limits(1, 2));
+  Pool unchecked(Limits(1, 2), /*check_every_call=*/false);
+  auto same = [&](auto call) {
+    Pool::Result a = call(checked);
+    Pool::Result b = call(unchecked);
+    ASSERT_EQ(a.replies.size(), b.replies.size());
+    for (size_t i = 0; i < a.replies.size(); ++i) {
+      EXPECT_EQ(a.replies[i].unit, b.replies[i].unit);
+      EXPECT_EQ(a.replies[i].reply.kind, b.replies[i].reply.kind);
+    }
+    EXPECT_EQ(a.now_idle, b.now_idle);
+    EXPECT_EQ(a.close, b.close);
+  };
+  same([](Pool& p) { return p.Checkout(Instant{0}, kU1, Key("a")); });
+  same([](Pool& p) { return p.Checkout(Instant{0}, kU2, Key("b")); });
+  same([](Pool& p) { return p.Checkout(Instant{1}, kU3, Key("c")); });
+  same([](Pool& p) { return p.Release(Instant{2}, kU1, Connection(1, Key("a"))); });
+  same([](Pool& p) { return p.Tick(Instant{2'000}); });
+  same([](Pool& p) { return p.Forget(kU2, Key("b"), ConnId{}); });
+  same([](Pool& p) { return p.Tick(Instant{10'000}); });
+  EXPECT_EQ(unchecked.total(), checked.total());
+  EXPECT_EQ(unchecked.FindInvariantViolation(), "");
+}
+
+TEST(PoolDeathTest, ForgettingAnotherUnitsConnectionAbortsWithoutTheFullCheckToo) {
+  Pool pool(Limits(2, 10), /*check_every_call=*/false);
+  pool.Checkout(Instant{0}, kU1, Key("a"));
+  pool.Release(Instant{1}, kU1, Connection(1, Key("a")));
+  pool.Checkout(Instant{2}, kU1, Key("a"));
+  EXPECT_DEATH(pool.Forget(kU2, Key("a"), ConnId{1, 1}), "did not lend it");
+}
+
 TEST(PoolDeathTest, ForgettingAnotherUnitsConnectionAborts) {
   Pool pool(Limits(2, 10));
   pool.Checkout(Instant{0}, kU1, Key("a"));
