@@ -7,6 +7,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "core/base/strings.h"
+#include "core/protocol/framing.h"
+#include "core/protocol/messages.h"
 
 namespace switchyard::sim {
 namespace {
@@ -95,6 +97,50 @@ Loss Answer::LossKind() const {
   if (error.sqlstate != "08006") return Loss::kNone;
   // The proxy's own answers name it: a statement it never handed to a server.
   return error.message.starts_with("switchyard") ? Loss::kNotRun : Loss::kInFlight;
+}
+
+std::optional<char> Answer::Note(const pg::Frame& frame) {
+  auto note_malformed = [&](std::string_view why) {
+    if (malformed.empty()) malformed = std::string(why);
+  };
+  const bool completed = !tags.empty() || !errors.empty() || empty_queries > 0;
+  switch (frame.type) {
+    case 'T':
+      if (described || completed) note_malformed("a RowDescription out of place");
+      described = true;
+      break;
+    case 'D': {
+      if (!described || completed) note_malformed("a DataRow out of place");
+      if (rows.size() >= kRowsMax) {
+        note_malformed("more rows than the table holds");
+        break;
+      }
+      auto row = pg::DataRow::Decode(frame.payload);
+      if (!row.ok()) {
+        note_malformed("an undecodable DataRow");
+        break;
+      }
+      rows.push_back(std::move(row->values));
+      break;
+    }
+    case 'C': {
+      if (completed) note_malformed("a second completion");
+      auto complete = pg::CommandComplete::Decode(frame.payload);
+      tags.push_back(complete.ok() ? complete->tag : "?");
+      break;
+    }
+    case 'I':
+      if (completed) note_malformed("a second completion");
+      ++empty_queries;
+      break;
+    case 'Z': {
+      auto ready = pg::ReadyForQuery::Decode(frame.payload);
+      return ready.ok() ? ready->status : '?';
+    }
+    default:
+      note_malformed(Cat("message '", std::string(1, frame.type), "' in a query's answer"));
+  }
+  return std::nullopt;
 }
 
 int64_t Answer::Affected() const {

@@ -21,6 +21,10 @@
 #include "core/base/types.h"
 #include "sim/kv_store.h"
 
+namespace switchyard::pg {
+struct Frame;
+}  // namespace switchyard::pg
+
 namespace switchyard::sim {
 
 // A row of kv as the model sees it: its v, or nullopt when the row does not exist. The workload
@@ -117,6 +121,13 @@ struct Answer {
   // Whether (and how) the last error says a server connection was lost or never had (the
   // server may have failed the statement just before).
   Loss LossKind() const;
+
+  // Rows an answer keeps at most: more is malformed (the workload's table is never that big).
+  static constexpr size_t kRowsMax = 100'000;
+  // Takes one message of a query's answer other than an ErrorResponse or a notice (the caller
+  // keeps those); a message out of place is noted in `malformed`. Returns ReadyForQuery's status
+  // ('?' when it does not decode) once that arrives, which completes the answer.
+  std::optional<char> Note(const pg::Frame& frame);
 };
 
 // A write statement as the workload spells it, parsed back from a WAL record.

@@ -24,7 +24,6 @@ constexpr uint32_t kClientPeerBase = 1;
 constexpr uint32_t kProbePeerBase = 100'000;
 constexpr size_t kReadChunkBytes = size_t{64} << 10;
 // More rows than the workload's table can hold means the proxy mixed answers up.
-constexpr size_t kAnswerRowsMax = 100'000;
 constexpr std::string_view kDatabase = "app";
 constexpr std::string_view kSearchPathDefault = "\"$user\", public";
 // Sessions that never got in are retried, up to this many per client slot, this far apart.
@@ -396,7 +395,7 @@ void SimClient::NoteBatchMessage(const pg::Frame& frame) {
       if (a.parts.empty() || !a.parts.back().described || !a.parts.back().tag.empty()) {
         return malformed("a DataRow out of place");
       }
-      if (a.parts.back().rows.size() >= kAnswerRowsMax) return malformed("too many rows");
+      if (a.parts.back().rows.size() >= Answer::kRowsMax) return malformed("too many rows");
       auto row = pg::DataRow::Decode(frame.payload);
       if (!row.ok()) return malformed("an undecodable DataRow");
       a.parts.back().rows.push_back(std::move(row->values));
@@ -421,41 +420,7 @@ void SimClient::NoteBatchMessage(const pg::Frame& frame) {
 
 void SimClient::NoteAnswerMessage(const pg::Frame& frame) {
   if (outstanding_->op == Op::kBatch) return NoteBatchMessage(frame);
-  Answer& a = answer_;
-  auto malformed = [&](std::string_view why) {
-    if (a.malformed.empty()) a.malformed = std::string(why);
-  };
-  const bool completed = !a.tags.empty() || !a.errors.empty() || a.empty_queries > 0;
-  switch (frame.type) {
-    case 'T':
-      if (a.described || completed) malformed("a RowDescription out of place");
-      a.described = true;
-      return;
-    case 'D': {
-      if (!a.described || completed) malformed("a DataRow out of place");
-      if (a.rows.size() >= kAnswerRowsMax) return malformed("more rows than the table holds");
-      auto row = pg::DataRow::Decode(frame.payload);
-      if (!row.ok()) return malformed("an undecodable DataRow");
-      a.rows.push_back(std::move(row->values));
-      return;
-    }
-    case 'C': {
-      if (completed) malformed("a second completion");
-      auto complete = pg::CommandComplete::Decode(frame.payload);
-      a.tags.push_back(complete.ok() ? complete->tag : "?");
-      return;
-    }
-    case 'I':
-      if (completed) malformed("a second completion");
-      ++a.empty_queries;
-      return;
-    case 'Z': {
-      auto ready = pg::ReadyForQuery::Decode(frame.payload);
-      return Complete(ready.ok() ? ready->status : '?');
-    }
-    default:
-      malformed(Cat("message '", std::string(1, frame.type), "' in a query's answer"));
-  }
+  if (std::optional<char> status = answer_.Note(frame)) Complete(*status);
 }
 
 void SimClient::Complete(char status) {

@@ -15,7 +15,6 @@ namespace {
 // Peer ids of their own, apart from sim/workload's clients (1...) and probes (100000...).
 constexpr uint32_t kPeerBase = 50'000;
 constexpr size_t kReadChunkBytes = size_t{64} << 10;
-constexpr size_t kAnswerRowsMax = 100'000;
 // A session that ended with intents left logs in again this much later; after this many failed
 // logins in a row the intent that wanted the session is given up.
 constexpr int64_t kReconnectUs = 10'000;
@@ -268,41 +267,7 @@ void ScriptedClient::HandleSession(const pg::Frame& frame) {
 }
 
 void ScriptedClient::NoteAnswerMessage(const pg::Frame& frame) {
-  Answer& a = answer_;
-  auto malformed = [&](std::string_view why) {
-    if (a.malformed.empty()) a.malformed = std::string(why);
-  };
-  const bool completed = !a.tags.empty() || !a.errors.empty() || a.empty_queries > 0;
-  switch (frame.type) {
-    case 'T':
-      if (a.described || completed) malformed("a RowDescription out of place");
-      a.described = true;
-      return;
-    case 'D': {
-      if (!a.described || completed) malformed("a DataRow out of place");
-      if (a.rows.size() >= kAnswerRowsMax) return malformed("more rows than the table holds");
-      auto row = pg::DataRow::Decode(frame.payload);
-      if (!row.ok()) return malformed("an undecodable DataRow");
-      a.rows.push_back(std::move(row->values));
-      return;
-    }
-    case 'C': {
-      if (completed) malformed("a second completion");
-      auto complete = pg::CommandComplete::Decode(frame.payload);
-      a.tags.push_back(complete.ok() ? complete->tag : "?");
-      return;
-    }
-    case 'I':
-      if (completed) malformed("a second completion");
-      ++a.empty_queries;
-      return;
-    case 'Z': {
-      auto ready = pg::ReadyForQuery::Decode(frame.payload);
-      return Complete(ready.ok() ? ready->status : '?');
-    }
-    default:
-      malformed(Cat("message '", std::string(1, frame.type), "' in a query's answer"));
-  }
+  if (std::optional<char> status = answer_.Note(frame)) Complete(*status);
 }
 
 void ScriptedClient::Complete(char status) {
