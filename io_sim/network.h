@@ -138,6 +138,8 @@ class SimNetwork {
   const NetworkConfig& config() const { return config_; }
   // Faults may change during a run (a liveness phase heals them).
   void set_faults(const FaultConfig& faults) { config_.faults = faults; }
+  // Latency spikes are a fault too: a heal ends them (base latency and jitter stay).
+  void end_latency_spikes() { config_.latency.spike_ppm = 0; }
   // One line per event, for a failing seed's timeline. Formatting costs only when set.
   void set_trace(std::function<void(std::string_view)> trace) { trace_ = std::move(trace); }
 

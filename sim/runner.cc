@@ -571,6 +571,9 @@ RunResult RunSimulation(const RunOptions& options, const RunHooks& hooks) {
   phase("liveness: faults healed");
   w->cluster.Heal();
   w->network.set_faults(io_sim::FaultConfig{});
+  // Left on, a spike longer than the health check's timeout (the swarm draws both freely) can
+  // make the checker declare the healed primary down again just as the probes write.
+  w->network.end_latency_spikes();
   w->workload.WindDown();
   io_sim::SimDriver::Stop liveness =
       driver.RunUntil(idle, driver.now() + options.liveness_bound_us, kStepsPerPhaseMax);
