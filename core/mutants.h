@@ -26,6 +26,7 @@ enum class Mutant : uint64_t {
   kReadInWriteTransaction = 1 << 10,  // route reads inside a read-write transaction too
   kLockingReadToReplica = 1 << 11,    // SELECT ... FOR UPDATE/SHARE counts as a read
   kSplitSyncBatch = 1 << 12,          // route a Sync batch by its first statement only
+  kForgetLostWrite = 1 << 13,  // a write lost with its connection does not hold reads back
 };
 
 struct MutantInfo {
@@ -34,7 +35,7 @@ struct MutantInfo {
   std::string_view what;
 };
 
-inline constexpr std::array<MutantInfo, 13> kMutants{{
+inline constexpr std::array<MutantInfo, 14> kMutants{{
     {Mutant::kSkipDiscardAll, "skip-discard-all",
      "return server connections to the pool without DISCARD ALL"},
     {Mutant::kDropReadyForQuery, "drop-ready-for-query",
@@ -61,6 +62,9 @@ inline constexpr std::array<MutantInfo, 13> kMutants{{
      "route SELECT ... FOR UPDATE/SHARE to a replica as if it were a plain read"},
     {Mutant::kSplitSyncBatch, "split-sync-batch",
      "route an extended-protocol Sync batch by its first statement, not all of them"},
+    {Mutant::kForgetLostWrite, "forget-lost-write",
+     "let a client read from lagging replicas right after its write was lost with its "
+     "connection (it may have committed)"},
 }};
 
 inline constexpr bool kMutantsCompiledIn =

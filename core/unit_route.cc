@@ -610,7 +610,8 @@ void Unit::Impl::AnswerLoss(Instant now, bool commit_lost) {
     first = false;
   }
   txn_node_.reset();
-  if (txn_wrote_ && config_.read_your_writes == ReadYourWrites::kLsn) {
+  if (txn_wrote_ && config_.read_your_writes == ReadYourWrites::kLsn &&
+      !IsMutant(config_.mutants, Mutant::kForgetLostWrite)) {
     // A write whose answer was lost may still have committed (a COMMIT or an autocommit
     // statement the server finished before the connection went): as after a commit, replicas
     // qualify again once a poll of the primary begun after now says how far they must be.

@@ -80,6 +80,11 @@ class BatchOneNodeOracle final : public Oracle {
 // never miss the client's own committed writes, nor go back before the state the primary had
 // (as last polled) when the session connected.
 class ReadYourWritesOracle final : public Oracle {
+  struct Bound {
+    uint64_t position = 0;
+    std::string why;
+  };
+
  public:
   using Oracle::Oracle;
 
@@ -105,7 +110,8 @@ class ReadYourWritesOracle final : public Oracle {
   void OnAnswer(const ClientInfo& client, const SessionModel& session, const Request& request,
                 const Answer& answer) override {
     SampleView();
-    if (answer.error() != nullptr || !answer.malformed.empty()) return;
+    if (!answer.malformed.empty()) return;
+    if (answer.error() != nullptr) return JudgeLostWrite(client, session, request, answer);
     Bound& bound = bounds_[client.Key()];
     if (session.status() != 'E' && request.replica_ok) Judge(client, bound, request, answer);
     // Own writes that just committed raise the bound.
@@ -123,12 +129,34 @@ class ReadYourWritesOracle final : public Oracle {
         }
       }
     }
-    if (committed.empty()) return;
+    RaiseBound(bound, request, committed, answer.pos, Cat("its own write #", request.seq));
+  }
+
+  // A write answered 08006 (lost in flight) or 08007 (lost during COMMIT) may have committed
+  // all the same; when the history holds it, the client's later reads must see it too.
+  void JudgeLostWrite(const ClientInfo& client, const SessionModel& session,
+                      const Request& request, const Answer& answer) {
+    const Loss loss = answer.LossKind();
+    if (loss != Loss::kInFlight && loss != Loss::kCommit) return;
+    std::vector<std::string> maybe;
+    if (session.status() == 'I' && request.IsWrite()) {
+      maybe.push_back(request.sql);
+    } else if (session.status() == 'T' && request.op == Op::kCommit) {
+      maybe = session.tx_statements();
+    }
+    RaiseBound(bounds_[client.Key()], request, maybe, answer.pos,
+               Cat("its own write #", request.seq, " (answered ", LossName(loss),
+                   " when its connection was lost, but committed)"));
+  }
+
+  void RaiseBound(Bound& bound, const Request& request, const std::vector<std::string>& written,
+                  uint64_t answered_at, const std::string& what) {
+    if (written.empty()) return;
     if (std::optional<uint64_t> record =
-            world_.history->FindRecord(committed, request.sent_pos, answer.pos)) {
+            world_.history->FindRecord(written, request.sent_pos, answered_at)) {
       if (*record + 1 > bound.position) {
         bound.position = *record + 1;
-        bound.why = Cat("its own write #", request.seq, " (position ", bound.position, ")");
+        bound.why = Cat(what, " (position ", bound.position, ")");
       }
     }
   }
@@ -146,10 +174,6 @@ class ReadYourWritesOracle final : public Oracle {
   }
 
  private:
-  struct Bound {
-    uint64_t position = 0;
-    std::string why;
-  };
 
   // The node the proxy's view last named the primary (the view keeps its LSN without one).
   void SampleView() {
