@@ -92,6 +92,16 @@ int RunServe(const ServeCommand& serve) {
   driver_config.listen = plan->listen;
   driver_config.nodes = plan->nodes;
   driver_config.workers = plan->workers;
+  // Under transaction pooling a server connection changes owners every transaction. With each
+  // unit's connections in a poll set of its own (kUnitSet), every change of owner moves the
+  // socket between sets (two epoll_ctl each way: six per transaction in all); with one shared
+  // set and a one-shot entry per connection (kLazy), it costs nothing, and a queued or running
+  // unit's other connections report at most once each, which the scheduler absorbs. Measured
+  // with pgbench -S -c 16 over 4 connections: 25% less proxy CPU per transaction. Session
+  // pooling keeps kUnitSet (equal cost here; every connection leaves the poll set at once).
+  driver_config.disarm_policy = plan->proxy.pool_mode == PoolMode::kTransaction
+                                    ? sched::DisarmPolicy::kLazy
+                                    : sched::DisarmPolicy::kUnitSet;
   driver_config.drain_timeout_ms = plan->drain_timeout_ms;
   driver_config.capture = plan->capture;
   const ProxyConfig& proxy = plan->proxy;
