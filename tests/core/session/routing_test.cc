@@ -92,6 +92,16 @@ class RoutingTest : public ::testing::Test {
     primary = LogIn(h, u);
   }
   bool IsReplica(ConnId conn) const { return h.NodeOf(conn).index != kPrimary.index; }
+  // An autocommit UPDATE whose primary connection closes before it is answered: the client
+  // hears 08006 and ReadyForQuery.
+  void LoseAnUpdate() {
+    h.Receive(h.client(u), Q("update kv set v = 'b' where k = 1"));
+    h.TakeSent(primary);
+    h.PeerClosed(primary);
+    auto frames = h.TakeFrames(h.client(u));
+    ASSERT_EQ(testing::Harness::Types(frames), "EZ");
+    EXPECT_EQ(SqlState(frames[0].second), "08006");
+  }
 
   Harness h;
   size_t u = 0;
@@ -191,23 +201,13 @@ TEST_F(RoutingTest, AReadWhoseReplicaDiesBeforeAnsweringIsRetriedElsewhere) {
 }
 
 TEST_F(RoutingTest, AWriteWhoseConnectionIsLostIsNeverRetried) {
-  h.Receive(h.client(u), Q("update kv set v = 'b' where k = 1"));
-  h.TakeSent(primary);
-  h.PeerClosed(primary);
-  auto frames = h.TakeFrames(h.client(u));
-  ASSERT_EQ(testing::Harness::Types(frames), "EZ");
-  EXPECT_EQ(SqlState(frames[0].second), "08006");
+  LoseAnUpdate();
   EXPECT_EQ(h.connect_count(), 1u);
 }
 
 TEST_F(RoutingTest, AWriteLostWithItsConnectionStillKeepsTheClientsReadsOffLaggingReplicas) {
   h.AdvanceMs(10);
-  h.Receive(h.client(u), Q("update kv set v = 'b' where k = 1"));
-  h.TakeSent(primary);
-  h.PeerClosed(primary);
-  auto frames = h.TakeFrames(h.client(u));
-  ASSERT_EQ(testing::Harness::Types(frames), "EZ");
-  EXPECT_EQ(SqlState(frames[0].second), "08006");
+  LoseAnUpdate();
   // The update may have committed before the connection went, and the replicas (at the LSN the
   // last poll saw) may not have it: the read goes to the primary.
   h.AdvanceMs(10);
