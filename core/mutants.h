@@ -26,7 +26,7 @@ enum class Mutant : uint64_t {
   kReadInWriteTransaction = 1 << 10,  // route reads inside a read-write transaction too
   kLockingReadToReplica = 1 << 11,    // SELECT ... FOR UPDATE/SHARE counts as a read
   kSplitSyncBatch = 1 << 12,          // route a Sync batch by its first statement only
-  kForgetLostWrite = 1 << 13,  // a write lost with its connection does not hold reads back
+  kForgetLostWrite = 1 << 13,         // a write lost with its connection does not hold reads back
 };
 
 struct MutantInfo {

@@ -134,8 +134,8 @@ class ReadYourWritesOracle final : public Oracle {
 
   // A write answered 08006 (lost in flight) or 08007 (lost during COMMIT) may have committed
   // all the same; when the history holds it, the client's later reads must see it too.
-  void JudgeLostWrite(const ClientInfo& client, const SessionModel& session,
-                      const Request& request, const Answer& answer) {
+  void JudgeLostWrite(const ClientInfo& client, const SessionModel& session, const Request& request,
+                      const Answer& answer) {
     const Loss loss = answer.LossKind();
     if (loss != Loss::kInFlight && loss != Loss::kCommit) return;
     std::vector<std::string> maybe;
@@ -174,7 +174,6 @@ class ReadYourWritesOracle final : public Oracle {
   }
 
  private:
-
   // The node the proxy's view last named the primary (the view keeps its LSN without one).
   void SampleView() {
     if (world_.cluster == nullptr || world_.cluster->services == nullptr) return;
