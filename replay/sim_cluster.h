@@ -16,6 +16,7 @@
 #include "io_sim/decision.h"
 #include "io_sim/network.h"
 #include "io_sim/run_hash.h"
+#include "sim/fault_schedule.h"
 #include "sim/swarm.h"
 #include "sim/trace_node.h"
 
@@ -45,6 +46,7 @@ class TraceCluster {
         timeline_(timeline),
         d_(decisions),
         hash_(hash),
+        faults_(o.node_faults, o.cluster, o.cluster.replicas > 0, timeline, decisions),
         services_(services) {
     for (uint32_t i = 0; i <= static_cast<uint32_t>(c_.replicas); ++i) {
       sim::TraceNodeOptions options{.name = Cat("n", i),
@@ -69,15 +71,12 @@ class TraceCluster {
   uint64_t promotions() const { return promotions_; }
 
   void Start() {
-    for (Kind kind : {Kind::kCrash, Kind::kShutdown, Kind::kPause, Kind::kTerminate, Kind::kSlow,
-                      Kind::kLagSpike, Kind::kFailover}) {
-      Schedule(kind);
-    }
+    faults_.Start([this](sim::FaultKind kind) { Strike(kind); });
     if (nodes_.size() > 1) timeline_.ScheduleAfter(kReplicationTickUs, [this] { Replicate(); });
   }
 
   void Heal() {
-    active_ = false;
+    faults_.Stop();
     for (size_t i = 0; i < nodes_.size(); ++i) {
       if (paused_[i]) nodes_[i]->Pause(false);
       paused_[i] = false;
@@ -101,91 +100,54 @@ class TraceCluster {
   }
 
  private:
-  enum class Kind { kCrash, kShutdown, kPause, kTerminate, kSlow, kLagSpike, kFailover };
-
-  int64_t Interval(Kind kind) const {
-    const bool replicas = nodes_.size() > 1;
-    switch (kind) {
-      case Kind::kCrash:
-        return o_.crash_interval_us;
-      case Kind::kShutdown:
-        return o_.shutdown_interval_us;
-      case Kind::kPause:
-        return o_.pause_interval_us;
-      case Kind::kTerminate:
-        return o_.terminate_interval_us;
-      case Kind::kSlow:
-        return o_.slow_interval_us;
-      case Kind::kLagSpike:
-        return replicas ? c_.lag_spike_interval_us : 0;
-      case Kind::kFailover:
-        return replicas ? c_.failover_interval_us : 0;
-    }
-    return 0;
-  }
-
-  void Schedule(Kind kind) {
-    const int64_t interval = Interval(kind);
-    if (interval <= 0) return;
-    After(d_.Between(1, 2 * interval, "nemesis.gap"), [this, kind] {
-      Strike(kind);
-      Schedule(kind);
-    });
-  }
-
-  void After(int64_t delay_us, std::function<void()> action) {
-    timeline_.ScheduleAfter(delay_us, [this, action = std::move(action)] {
-      if (active_) action();
-    });
-  }
   void AfterOnNode(size_t i, int64_t delay_us, std::function<void()> action) {
     const uint64_t epoch = epoch_[i];
-    After(delay_us, [this, i, epoch, action = std::move(action)] {
+    faults_.After(delay_us, [this, i, epoch, action = std::move(action)] {
       if (epoch_[i] == epoch) action();
     });
   }
 
-  void Strike(Kind kind) {
+  void Strike(sim::FaultKind kind) {
     const size_t i = static_cast<size_t>(d_.Below(nodes_.size(), "nemesis.node"));
     sim::TraceNode& node = *nodes_[i];
     switch (kind) {
-      case Kind::kCrash:
-      case Kind::kShutdown:
+      case sim::FaultKind::kCrash:
+      case sim::FaultKind::kShutdown:
         if (!node.up()) return;
-        Record(Cat(kind == Kind::kCrash ? "crash n" : "shutdown n", i));
-        GoDown(i, kind == Kind::kCrash);
+        Record(Cat(kind == sim::FaultKind::kCrash ? "crash n" : "shutdown n", i));
+        GoDown(i, kind == sim::FaultKind::kCrash);
         AfterOnNode(i, d_.Between(1, o_.down_us_max, "nemesis.down"), [this, i] { Restart(i); });
         return;
-      case Kind::kPause:
+      case sim::FaultKind::kPause:
         if (paused_[i] || !node.up()) return;
         Record(Cat("pause n", i));
         paused_[i] = true;
         node.Pause(true);
-        After(d_.Between(1, o_.pause_us_max, "nemesis.pause"), [this, i] {
+        faults_.After(d_.Between(1, o_.pause_us_max, "nemesis.pause"), [this, i] {
           if (!paused_[i]) return;
           Record(Cat("unpause n", i));
           paused_[i] = false;
           nodes_[i]->Pause(false);
         });
         return;
-      case Kind::kTerminate:
+      case sim::FaultKind::kTerminate:
         if (node.TerminateSession(d_.Below(uint64_t{1} << 32, "nemesis.victim"))) {
           Record(Cat("terminate n", i));
         }
         return;
-      case Kind::kSlow:
+      case sim::FaultKind::kSlow:
         Record(Cat("slow n", i));
         node.SetSlowness(d_.Between(1, o_.slow_us_max, "nemesis.slow"));
-        After(d_.Between(1, o_.slow_period_us_max, "nemesis.slow_period"),
-              [this, i] { nodes_[i]->SetSlowness(0); });
+        faults_.After(d_.Between(1, o_.slow_period_us_max, "nemesis.slow_period"),
+                      [this, i] { nodes_[i]->SetSlowness(0); });
         return;
-      case Kind::kLagSpike:
+      case sim::FaultKind::kLagSpike:
         if (!node.in_recovery()) return;
         Record(Cat("lag_spike n", i));
         stopped_until_[i] =
             timeline_.now() + d_.Between(1, c_.lag_spike_us_max, "nemesis.lag_spike");
         return;
-      case Kind::kFailover:
+      case sim::FaultKind::kFailover:
         return StartFailover();
     }
   }
@@ -254,8 +216,8 @@ class TraceCluster {
     failing_over_ = true;
     Record(Cat("failover: the primary n", old, " dies"));
     GoDown(old, /*crash=*/true);
-    After(d_.Between(1, c_.promote_delay_us_max, "nemesis.promote_delay"),
-          [this, old] { Promote(old); });
+    faults_.After(d_.Between(1, c_.promote_delay_us_max, "nemesis.promote_delay"),
+                  [this, old] { Promote(old); });
   }
 
   void Promote(size_t old) {
@@ -282,12 +244,12 @@ class TraceCluster {
   // be fenced), and is rebuilt as a replica a while later.
   void AwaitProxy(size_t old) {
     if (!ProxySeesPrimary()) {
-      After(kNewPrimaryCheckUs, [this, old] { AwaitProxy(old); });
+      faults_.After(kNewPrimaryCheckUs, [this, old] { AwaitProxy(old); });
       return;
     }
-    After(d_.Between(1, c_.old_primary_back_us_max, "nemesis.old_back"), [this, old] {
+    faults_.After(d_.Between(1, c_.old_primary_back_us_max, "nemesis.old_back"), [this, old] {
       if (!nodes_[old]->up()) Restart(old);
-      After(d_.Between(1, c_.rebuild_us_max, "nemesis.rebuild"), [this, old] {
+      faults_.After(d_.Between(1, c_.rebuild_us_max, "nemesis.rebuild"), [this, old] {
         Rebuild(old);
         failing_over_ = false;
       });
@@ -304,6 +266,7 @@ class TraceCluster {
   io_sim::Timeline& timeline_;
   io_sim::DecisionSource& d_;
   io_sim::RunHash& hash_;
+  sim::FaultSchedule faults_;
   const Services& services_;
   std::vector<std::unique_ptr<sim::TraceNode>> nodes_;
   std::vector<int64_t> lag_us_;
@@ -315,7 +278,6 @@ class TraceCluster {
   size_t primary_ = 0;
   uint64_t strikes_ = 0;
   uint64_t promotions_ = 0;
-  bool active_ = true;
   bool failing_over_ = false;
 };
 

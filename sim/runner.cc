@@ -16,6 +16,7 @@
 #include "io_sim/network.h"
 #include "io_sim/prng.h"
 #include "io_sim/run_hash.h"
+#include "sim/fault_schedule.h"
 #include "sim/node_peer.h"
 #include "sim/pg_node.h"
 #include "sim/timeline.h"
@@ -73,6 +74,7 @@ class Cluster {
         timeline_(timeline),
         d_(decisions),
         hash_(hash),
+        faults_(o.node_faults, o.cluster, o.cluster.replicas > 0, timeline, decisions),
         services_(services),
         recorder_(hooks.timeline),
         split_brain_(hooks.split_brain_for_test) {
@@ -101,17 +103,14 @@ class Cluster {
   size_t size() const { return nodes_.size(); }
 
   void Start() {
-    for (Kind kind : {Kind::kCrash, Kind::kShutdown, Kind::kPause, Kind::kTerminate, Kind::kSlow,
-                      Kind::kLagSpike, Kind::kFailover}) {
-      Schedule(kind);
-    }
+    faults_.Start([this](FaultKind kind) { Strike(kind); });
     if (nodes_.size() > 1) timeline_.ScheduleAfter(kReplicationTickUs, [this] { Replicate(); });
   }
 
   // Faults stop: every node is up, unpaused and at full speed, replicas catch up at once, and
   // an old primary still out of the cluster is rebuilt as a replica.
   void Heal() {
-    active_ = false;
+    faults_.Stop();
     for (size_t i = 0; i < nodes_.size(); ++i) {
       SimNode& node = *nodes_[i];
       if (node.paused) node.peer.Pause(false);
@@ -142,94 +141,58 @@ class Cluster {
   }
 
  private:
-  enum class Kind { kCrash, kShutdown, kPause, kTerminate, kSlow, kLagSpike, kFailover };
-
-  int64_t Interval(Kind kind) const {
-    switch (kind) {
-      case Kind::kCrash:
-        return o_.crash_interval_us;
-      case Kind::kShutdown:
-        return o_.shutdown_interval_us;
-      case Kind::kPause:
-        return o_.pause_interval_us;
-      case Kind::kTerminate:
-        return o_.terminate_interval_us;
-      case Kind::kSlow:
-        return o_.slow_interval_us;
-      case Kind::kLagSpike:
-        return nodes_.size() > 1 ? c_.lag_spike_interval_us : 0;
-      case Kind::kFailover:
-        return nodes_.size() > 1 ? c_.failover_interval_us : 0;
-    }
-    return 0;
-  }
-
-  void Schedule(Kind kind) {
-    const int64_t interval = Interval(kind);
-    if (interval <= 0) return;
-    const int64_t gap = d_.Between(1, 2 * interval, "nemesis.gap");
-    After(gap, [this, kind] {
-      Strike(kind);
-      Schedule(kind);
-    });
-  }
-
-  void After(int64_t delay_us, std::function<void()> action) {
-    timeline_.ScheduleAfter(delay_us, [this, action = std::move(action)] {
-      if (active_) action();
-    });
-  }
-  // As After(), unless node `i` went down, came back or changed role in the meantime.
+  // As FaultSchedule::After(), unless node `i` went down, came back or changed role in the
+  // meantime.
   void AfterOnNode(size_t i, int64_t delay_us, std::function<void()> action) {
     const uint64_t epoch = nodes_[i]->epoch;
-    After(delay_us, [this, i, epoch, action = std::move(action)] {
+    faults_.After(delay_us, [this, i, epoch, action = std::move(action)] {
       if (nodes_[i]->epoch == epoch) action();
     });
   }
 
-  void Strike(Kind kind) {
+  void Strike(FaultKind kind) {
     const size_t i = static_cast<size_t>(d_.Below(nodes_.size(), "nemesis.node"));
     SimNode& node = *nodes_[i];
     switch (kind) {
-      case Kind::kCrash:
-      case Kind::kShutdown:
+      case FaultKind::kCrash:
+      case FaultKind::kShutdown:
         if (!node.pg.up()) return;
-        Record(Cat(kind == Kind::kCrash ? "crash" : "shutdown", " n", i));
-        GoDown(i, kind == Kind::kCrash);
+        Record(Cat(kind == FaultKind::kCrash ? "crash" : "shutdown", " n", i));
+        GoDown(i, kind == FaultKind::kCrash);
         AfterOnNode(i, d_.Between(1, o_.down_us_max, "nemesis.down"), [this, i] { Restart(i); });
         return;
-      case Kind::kPause:
+      case FaultKind::kPause:
         if (node.paused || !node.pg.up()) return;
         Record(Cat("pause n", i));
         node.paused = true;
         node.peer.Pause(true);
-        After(d_.Between(1, o_.pause_us_max, "nemesis.pause"), [this, i] {
+        faults_.After(d_.Between(1, o_.pause_us_max, "nemesis.pause"), [this, i] {
           if (!nodes_[i]->paused) return;
           Record(Cat("unpause n", i));
           nodes_[i]->paused = false;
           nodes_[i]->peer.Pause(false);
         });
         return;
-      case Kind::kTerminate:
+      case FaultKind::kTerminate:
         if (node.peer.TerminateSession(d_.Below(uint64_t{1} << 32, "nemesis.victim"))) {
           Record(Cat("terminate n", i));
         }
         return;
-      case Kind::kSlow:
+      case FaultKind::kSlow:
         Record(Cat("slow n", i));
         node.peer.SetSlowness(d_.Between(1, o_.slow_us_max, "nemesis.slow"));
-        After(d_.Between(1, o_.slow_period_us_max, "nemesis.slow_period"), [this, i] {
+        faults_.After(d_.Between(1, o_.slow_period_us_max, "nemesis.slow_period"), [this, i] {
           Record(Cat("slow_end n", i));
           nodes_[i]->peer.SetSlowness(0);
         });
         return;
-      case Kind::kLagSpike:
+      case FaultKind::kLagSpike:
         if (!node.pg.in_recovery()) return;
         Record(Cat("lag_spike n", i));
         node.replay_stopped_until =
             timeline_.now() + d_.Between(1, c_.lag_spike_us_max, "nemesis.lag_spike");
         return;
-      case Kind::kFailover:
+      case FaultKind::kFailover:
         return StartFailover();
     }
   }
@@ -313,8 +276,8 @@ class Cluster {
     Record(Cat("failover: the primary n", old, " dies"));
     Record(Cat("crash n", old));
     GoDown(old, /*crash=*/true);
-    After(d_.Between(1, c_.promote_delay_us_max, "nemesis.promote_delay"),
-          [this, old] { Promote(old); });
+    faults_.After(d_.Between(1, c_.promote_delay_us_max, "nemesis.promote_delay"),
+                  [this, old] { Promote(old); });
   }
 
   std::optional<size_t> MostAdvancedReplica() const {
@@ -359,12 +322,12 @@ class Cluster {
   // must be fenced. A while later it is rebuilt as a replica.
   void AwaitProxy(size_t old) {
     if (!ProxySeesPrimary()) {
-      After(kNewPrimaryCheckUs, [this, old] { AwaitProxy(old); });
+      faults_.After(kNewPrimaryCheckUs, [this, old] { AwaitProxy(old); });
       return;
     }
-    After(d_.Between(1, c_.old_primary_back_us_max, "nemesis.old_back"), [this, old] {
+    faults_.After(d_.Between(1, c_.old_primary_back_us_max, "nemesis.old_back"), [this, old] {
       if (!nodes_[old]->pg.up()) Restart(old);
-      After(d_.Between(1, c_.rebuild_us_max, "nemesis.rebuild"), [this, old] {
+      faults_.After(d_.Between(1, c_.rebuild_us_max, "nemesis.rebuild"), [this, old] {
         Rebuild(old);
         failing_over_ = false;
       });
@@ -381,6 +344,7 @@ class Cluster {
   io_sim::Timeline& timeline_;
   io_sim::DecisionSource& d_;
   io_sim::RunHash& hash_;
+  FaultSchedule faults_;
   const Services& services_;
   TimelineRecorder* recorder_;
   bool split_brain_;
@@ -388,7 +352,6 @@ class Cluster {
   ClusterFacts facts_;
   std::function<void(size_t)> on_promoted_;
   std::deque<std::pair<Instant, uint64_t>> samples_;  // the primary's LSN over time
-  bool active_ = true;
   bool failing_over_ = false;
 };
 
